@@ -1,0 +1,1 @@
+"""Example tasks modules for ``redpool run`` (see the README)."""

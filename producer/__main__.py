@@ -1,0 +1,7 @@
+"""``python -m producer ...`` is ``redpool produce ...``."""
+
+import sys
+
+from redpool.cli import main
+
+main(["produce", *sys.argv[1:]])

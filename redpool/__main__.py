@@ -1,0 +1,5 @@
+"""``python -m redpool`` is the ``redpool`` command."""
+
+from redpool.cli import main
+
+main()

@@ -1,0 +1,84 @@
+"""The dead list: read it, send its tasks back for another run, or drop it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, cast
+
+import orjson
+import redis
+
+from redpool.envelope import parse_task, with_attempts
+from redpool.errors import PayloadError
+from redpool.keys import Keys
+
+
+def list_dead(client: redis.Redis, keys: Keys, limit: int = 20) -> list[dict[str, Any]]:
+    """The oldest ``limit`` dead letters (all when ``limit`` is 0)."""
+    raw = cast(list[bytes], client.lrange(keys.dead, 0, limit - 1 if limit else -1))
+    out = []
+    for item in raw:
+        try:
+            body = orjson.loads(item)
+        except orjson.JSONDecodeError:
+            body = {"reason": "unreadable dead letter", "payload": item.decode("utf-8", "replace")}
+        out.append(body if isinstance(body, dict) else {"payload": body})
+    return out
+
+
+@dataclass(frozen=True)
+class RetryReport:
+    retried: int
+    kept: int
+    """Dead letters that hold no runnable task (garbage payloads); they stay in the list."""
+
+
+def retry_dead(client: redis.Redis, keys: Keys) -> RetryReport:
+    """Every dead task goes back to the tasks list with a fresh attempt count.
+
+    Submitted tasks count as submitted again, so a running sink waits for their new results.
+    Runs under WATCH so dead letters written meanwhile are neither lost nor sent twice.
+    """
+    with client.pipeline(transaction=True) as pipe:
+        while True:
+            try:
+                pipe.watch(keys.dead)  # type: ignore[no-untyped-call]
+                letters = cast(list[bytes], pipe.lrange(keys.dead, 0, -1))
+                again, kept, submitted = _sort(letters)
+                pipe.multi()
+                pipe.ltrim(keys.dead, len(letters), -1)
+                if again:
+                    pipe.rpush(keys.tasks, *again)
+                if kept:
+                    pipe.rpush(keys.dead, *kept)
+                if submitted:
+                    pipe.hincrby(keys.stats, "submitted", submitted)
+                pipe.execute()
+                return RetryReport(len(again), len(kept))
+            except redis.WatchError:
+                continue
+
+
+def _sort(letters: list[bytes]) -> tuple[list[bytes], list[bytes], int]:
+    again: list[bytes] = []
+    kept: list[bytes] = []
+    submitted = 0
+    for letter in letters:
+        try:
+            body = orjson.loads(letter)
+            env = parse_task(str(body["payload"]).encode())
+        except (orjson.JSONDecodeError, KeyError, TypeError, PayloadError):
+            kept.append(letter)
+            continue
+        again.append(with_attempts(env.raw, 0))
+        submitted += env.producer is not None
+    return again, kept, submitted
+
+
+def purge_dead(client: redis.Redis, keys: Keys) -> int:
+    """Drop every dead letter; returns how many there were."""
+    pipe = client.pipeline(transaction=True)
+    pipe.llen(keys.dead)
+    pipe.delete(keys.dead)
+    count, _ = pipe.execute()
+    return int(count)

@@ -1,0 +1,47 @@
+"""One error hierarchy for everything redpool raises on purpose.
+
+Library code raises these; only `redpool.cli` turns them into a one-line message and an exit
+code. Names never shadow builtins (dramatiq had to rename its `ConnectionError`).
+"""
+
+from __future__ import annotations
+
+
+class RedpoolError(Exception):
+    """Root of every error redpool raises on purpose."""
+
+
+class ConfigError(RedpoolError):
+    """A bad option, URL, tasks module or input: the user has to change something."""
+
+
+class RedisUnavailable(RedpoolError):
+    """Redis could not be reached within the allowed wait."""
+
+
+class Aborted(RedpoolError):
+    """A retry loop gave up because its owner was told to stop at once (a second signal)."""
+
+
+class StreamClosed(RedpoolError):
+    """A producer tried to submit after it closed its stream."""
+
+
+class PayloadError(RedpoolError):
+    """A payload read from Redis is not a valid envelope.
+
+    Keeps the raw bytes so that the dead letter can show a person what was actually there.
+    """
+
+    def __init__(self, raw: bytes | str, reason: str) -> None:
+        super().__init__(reason)
+        self.raw = raw
+        self.reason = reason
+
+
+class TaskTimeout(BaseException):
+    """Raised inside a running task when its time is up.
+
+    A BaseException on purpose, outside RedpoolError: task code that says `except Exception`
+    must not swallow its own timeout (rq's JobTimeoutException can be swallowed that way).
+    """

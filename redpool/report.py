@@ -1,0 +1,57 @@
+"""What ``redpool status`` and ``redpool dead list`` print."""
+
+from __future__ import annotations
+
+import click
+import orjson
+import redis
+
+from redpool.deadletters import list_dead
+from redpool.keys import Keys
+from redpool.state import snapshot
+
+
+def print_status(client: redis.Redis, keys: Keys, as_json: bool) -> None:
+    state = snapshot(client, keys)
+    if as_json:
+        click.echo(orjson.dumps(state.as_dict(), option=orjson.OPT_INDENT_2).decode())
+        return
+    d = state.as_dict()
+    click.echo(
+        f"pipeline {keys.pipeline!r}: stream {d['stream']} "
+        f"({state.producers_open} producer(s) open, {state.producers_closed} closed)"
+    )
+    for label, key in (
+        ("submitted", "submitted"),
+        ("backlog", "backlog"),
+        ("delayed (retries)", "delayed"),
+        ("in flight", "in_flight"),
+        ("done ok", "ok"),
+        ("failed", "failed"),
+        ("dead letters", "dead"),
+        ("results waiting", "results_waiting"),
+        ("results drained", "drained"),
+    ):
+        click.echo(f"  {label:<18} {d[key]:>12,}")
+    click.echo(f"workers: {len(state.workers)}")
+    for w in state.workers:
+        health = (
+            f"lease {w.lease_left:.1f} s left"
+            if w.lease_left >= 0
+            else f"presumed dead {-w.lease_left:.1f} s ago"
+        )
+        click.echo(f"  {w.host:<20} pid {w.pid:<8} {w.processes} process(es)  {health}")
+
+
+def print_dead(client: redis.Redis, keys: Keys, limit: int, as_json: bool) -> None:
+    letters = list_dead(client, keys, limit)
+    total = client.llen(keys.dead)
+    for letter in letters:
+        if as_json:
+            click.echo(orjson.dumps(letter).decode())
+        else:
+            click.echo(
+                f"{letter.get('id', '-')}  {letter.get('task', '-')}  {letter.get('reason', '?')}"
+            )
+    if not as_json:
+        click.echo(f"({len(letters)} of {total} dead letter(s) shown)", err=True)

@@ -1,0 +1,29 @@
+"""Where ``redpool sink`` writes: one JSON line per result, as the worker wrote it."""
+
+from __future__ import annotations
+
+import sys
+from typing import BinaryIO
+
+from redpool.envelope import ResultEnvelope
+
+
+class JsonLines:
+    """A handler that appends each result's JSON as one line; ``flush`` before each ack."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self.stream = stream
+
+    def __call__(self, result: ResultEnvelope) -> None:
+        self.stream.write(result.raw)
+        self.stream.write(b"\n")
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+def open_output(path: str) -> BinaryIO:
+    """``-`` is stdout; a file is appended to, so a restarted sink never truncates results."""
+    if path == "-":
+        return sys.stdout.buffer
+    return open(path, "ab")

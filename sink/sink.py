@@ -1,0 +1,106 @@
+"""Sink: drain results in batches, hand each to a handler, know when the stream is done."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import redis
+
+from redpool.connection import DEFAULT_URL, Outage, RedisSettings, connect
+from redpool.envelope import ResultEnvelope, parse_result
+from redpool.keys import Keys
+from redpool.scripts import Scripts
+from redpool.state import snapshot
+
+log = logging.getLogger("redpool.sink")
+
+Handler = Callable[[ResultEnvelope], None]
+
+
+@dataclass
+class Summary:
+    ok: int = 0
+    failed: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.ok + self.failed
+
+
+class Sink:
+    """Drains one pipeline's results. One sink per pipeline (it owns the ``sinking`` list).
+
+    A result is acknowledged (removed from ``sinking``) only after the handler returned for
+    its whole batch, so a sink that dies re-delivers that batch when it restarts: handlers
+    see every result at least once, and exactly once unless the sink itself crashes.
+    """
+
+    def __init__(
+        self,
+        redis_url: str | redis.Redis | None = None,
+        pipeline: str = "default",
+        handler: Handler | None = None,
+        *,
+        flush: Callable[[], None] | None = None,
+        batch_size: int = 1000,
+        wait: float = 10.0,
+        block_seconds: float = 0.5,
+    ) -> None:
+        if isinstance(redis_url, redis.Redis):
+            self.client = redis_url
+        else:
+            self.client = connect(RedisSettings(redis_url or DEFAULT_URL, wait=wait))
+        self.keys = Keys(pipeline)
+        self.handler = handler or (lambda _result: None)
+        self.flush = flush
+        self.batch_size = batch_size
+        self.block_seconds = block_seconds
+        self.summary = Summary()
+        self.stopping = False
+        self._scripts = Scripts.register(self.client)
+        self._outage = Outage(log)
+
+    def run(self, follow: bool = False) -> Summary:
+        """Drain until the stream is closed and every submitted task has its result.
+
+        With ``follow``, keep draining an endless stream until ``stopping`` is set.
+        """
+        while not self.stopping:
+            if self.drain_once():
+                continue
+            if not follow and self._complete():
+                break
+        return self.summary
+
+    def drain_once(self) -> int:
+        """Take one batch (blocking briefly when there is none), handle it, ack it."""
+        held = self._outage.call(
+            self._scripts.take_or_wait,
+            self.client,
+            self.keys.results,
+            self.keys.sinking,
+            self.batch_size,
+            self.block_seconds,
+        )
+        if not held:
+            return 0
+        counted = 0
+        for raw in held:
+            result = parse_result(raw)
+            self.handler(result)
+            if result.ok:
+                self.summary.ok += 1
+            else:
+                self.summary.failed += 1
+            counted += result.producer is not None
+        if self.flush is not None:
+            self.flush()  # written before acknowledged: a crash re-delivers, never drops
+        args = [len(held), held[0], counted]
+        self._outage.call(self._scripts.ack, keys=[self.keys.sinking, self.keys.stats], args=args)
+        return len(held)
+
+    def _complete(self) -> bool:
+        state = self._outage.call(snapshot, self.client, self.keys)
+        return state.closed and state.drained >= state.submitted and state.results == 0

@@ -1,0 +1,207 @@
+"""Run a batch of task payloads and say what to write back. No Redis in here.
+
+Every way a task can end is data in the outcome, never an exception out of the loop:
+ok -> a result; raised with attempts left -> a retry through the delayed set; raised for the
+last time, timed out, bad arguments, unknown task, garbage payload -> an error result (when
+the payload had an id, so the run still completes) and a dead letter with the reason.
+"""
+
+from __future__ import annotations
+
+import traceback
+from dataclasses import dataclass, field
+from time import perf_counter
+from types import FrameType
+from typing import Any
+
+from redpool.envelope import (
+    MAX_PAYLOAD,
+    TaskEnvelope,
+    encode_dead,
+    encode_result,
+    error,
+    parse_task,
+    salvage,
+    with_attempts,
+)
+from redpool.errors import PayloadError, TaskTimeout
+from redpool.registry import Registry, Task
+from workers import slots
+from workers.slots import Slot
+
+_OURS = frozenset({__file__, slots.__file__})
+
+
+@dataclass
+class Outcome:
+    """What one batch writes back, in the shape commit.lua takes."""
+
+    results: list[bytes] = field(default_factory=list)
+    dead: list[bytes] = field(default_factory=list)
+    retries: list[int | bytes] = field(default_factory=list)
+    """Flat (delay in ms, task envelope) pairs."""
+    ok: int = 0
+    failed: int = 0
+
+    def script_args(self, held: list[bytes]) -> list[Any]:
+        return [
+            len(held),
+            held[0],
+            len(self.results),
+            len(self.dead),
+            len(self.retries) // 2,
+            self.ok,
+            self.failed,
+            *self.results,
+            *self.dead,
+            *self.retries,
+        ]
+
+
+class Executor:
+    def __init__(
+        self,
+        registry: Registry,
+        worker: str,
+        slot: Slot,
+        default_timeout: float | None = None,
+        max_payload: int = MAX_PAYLOAD,
+    ) -> None:
+        self.registry = registry
+        self.worker = worker
+        self.slot = slot
+        self.default_timeout = default_timeout
+        self.max_payload = max_payload
+
+    def on_alarm(self, _signum: int, frame: FrameType | None) -> None:
+        """SIGALRM handler: the supervisor's word that the running task is over its time.
+
+        The one signal handler that raises (as rq's death penalty does): a timeout has to
+        interrupt the task's own code. It raises only while a task runs past its deadline and
+        only in a frame that is not ours, so a task that finished just as the signal came is
+        not charged and our bookkeeping is never interrupted half-way.
+        """
+        if self.slot.expired() and frame is not None and frame.f_code.co_filename not in _OURS:
+            raise TaskTimeout
+
+    def run_batch(self, held: list[bytes]) -> Outcome:
+        out = Outcome()
+        for position, raw in enumerate(held):
+            self.run_one(raw, position, out)
+        return out
+
+    def run_one(self, raw: bytes, position: int, out: Outcome) -> None:
+        try:
+            env = parse_task(raw, self.max_payload)
+        except PayloadError as exc:
+            self._reject(raw, exc.reason, out)
+            return
+        task = self.registry.get(env.task)
+        if task is None:
+            self._reject(raw, f"unknown task {env.task!r} (not registered with this worker)", out)
+            return
+        slot = self.slot
+        slot.start(position, task.timeout or self.default_timeout)
+        started = perf_counter()
+        try:
+            value = task.fn(*env.args, **env.kwargs)
+        except TaskTimeout:
+            slot.finish()
+            limit = task.timeout or self.default_timeout
+            err = error("TaskTimeout", f"timed out after {limit:g} s")
+            self._fail(env, task, err, out, crashed=True)
+            return
+        except BaseException as exc:  # noqa: BLE001 - a failing task is data, whatever it raised
+            slot.finish()
+            self._raised(env, task, exc, out)
+            return
+        slot.finish()
+        ms = (perf_counter() - started) * 1000
+        try:
+            out.results.append(
+                encode_result(
+                    env.id,
+                    env.task,
+                    ok=True,
+                    value=value,
+                    worker=self.worker,
+                    attempts=env.attempts,
+                    ms=ms,
+                    producer=env.producer,
+                )
+            )
+        except TypeError as exc:
+            err = error("ResultNotJSON", f"the task returned a value JSON cannot hold: {exc}")
+            self._dead(env, err, "result is not JSON", out)
+            return
+        out.ok += 1
+
+    def _raised(self, env: TaskEnvelope, task: Task, exc: BaseException, out: Outcome) -> None:
+        err = error(type(exc).__name__, str(exc), traceback.format_exc())
+        if isinstance(exc, TypeError) and not task.arguments_fit(env.args, env.kwargs):
+            self._dead(env, err, f"wrong arguments for task {env.task!r}: {exc}", out)
+            return
+        self._fail(env, task, err, out, crashed=False)
+
+    def _fail(
+        self, env: TaskEnvelope, task: Task, err: dict[str, str], out: Outcome, *, crashed: bool
+    ) -> None:
+        attempts = env.attempts + 1
+        limit = task.max_crash_attempts if crashed else task.max_attempts
+        if attempts < limit:
+            out.retries.append(int(task.retry_delay(attempts) * 1000))
+            out.retries.append(with_attempts(env.raw, attempts))
+            return
+        reason = f"failed after {attempts} attempt{'s' if attempts > 1 else ''}: {err['type']}"
+        self._dead(env, err, reason, out, attempts=attempts)
+
+    def _dead(
+        self,
+        env: TaskEnvelope,
+        err: dict[str, str],
+        reason: str,
+        out: Outcome,
+        attempts: int | None = None,
+    ) -> None:
+        attempts = env.attempts + 1 if attempts is None else attempts
+        out.results.append(
+            encode_result(
+                env.id,
+                env.task,
+                ok=False,
+                err=err,
+                worker=self.worker,
+                attempts=attempts,
+                producer=env.producer,
+            )
+        )
+        out.dead.append(
+            encode_dead(
+                env.raw,
+                reason,
+                task_id=env.id,
+                name=env.task,
+                err=err,
+                attempts=attempts,
+                worker=self.worker,
+            )
+        )
+        out.failed += 1
+
+    def _reject(self, raw: bytes, reason: str, out: Outcome) -> None:
+        """Not a task we can run: dead-letter it, and answer it if it has an id."""
+        task_id, name, producer = salvage(raw)
+        err = error("PayloadError", reason)
+        if task_id is not None:
+            out.results.append(
+                encode_result(
+                    task_id,
+                    name or "",
+                    ok=False,
+                    err=err,
+                    worker=self.worker,
+                    producer=producer,
+                )
+            )
+            out.failed += 1
+        out.dead.append(encode_dead(raw, reason, task_id=task_id, name=name, worker=self.worker))

@@ -1,0 +1,130 @@
+"""Give back the tasks a dead child or a dead host held: once, even when reapers race.
+
+The read-modify-write runs under WATCH on the inflight list: if another reaper (or the
+holder's own commit) changes it between our read and our write, the transaction is dropped
+and we read again, so every held task goes back exactly once.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import cast
+
+import redis
+
+from redpool.envelope import (
+    encode_dead,
+    encode_result,
+    error,
+    parse_task,
+    salvage,
+    with_attempts,
+)
+from redpool.errors import PayloadError
+from redpool.keys import Keys
+from redpool.registry import CRASH_ATTEMPTS, Registry
+
+log = logging.getLogger("redpool.workers")
+
+ALL = -1
+"""``charge`` value: every held task ran (as far as anyone knows) when its host died."""
+
+
+@dataclass(frozen=True)
+class Loss:
+    """Why the tasks are coming back, and which of them to charge a failed attempt."""
+
+    reason: str
+    error_type: str = "WorkerLost"
+    charge: int | None = None
+    """Position of the task that was running (charged an attempt), ALL, or None for none."""
+
+
+def return_tasks(
+    client: redis.Redis, keys: Keys, inflight: str, loss: Loss, registry: Registry, worker: str
+) -> int:
+    """Move ``inflight`` back to the head of the tasks list; returns how many moved."""
+    with client.pipeline(transaction=True) as pipe:
+        while True:
+            try:
+                pipe.watch(inflight)  # type: ignore[no-untyped-call]
+                held = cast(list[bytes], pipe.lrange(inflight, 0, -1))
+                if not held:
+                    pipe.unwatch()
+                    return 0
+                back, results, dead = _sort(held, loss, registry, worker)
+                pipe.multi()
+                pipe.delete(inflight)
+                if back:
+                    pipe.lpush(keys.tasks, *reversed(back))
+                    pipe.hincrby(keys.stats, "requeued", len(back))
+                if results:
+                    pipe.rpush(keys.results, *results)
+                    pipe.hincrby(keys.stats, "failed", len(results))
+                if dead:
+                    pipe.rpush(keys.dead, *dead)
+                pipe.execute()
+            except redis.WatchError:
+                continue
+            if dead:
+                log.warning("%d task(s) dead after: %s", len(dead), loss.reason)
+            return len(held)
+
+
+def _sort(
+    held: list[bytes], loss: Loss, registry: Registry, worker: str
+) -> tuple[list[bytes], list[bytes], list[bytes]]:
+    """Split held payloads into (back to the queue, error results, dead letters)."""
+    back: list[bytes] = []
+    results: list[bytes] = []
+    dead: list[bytes] = []
+    for position, raw in enumerate(held):
+        if loss.charge not in (ALL, position):
+            back.append(raw)
+            continue
+        try:
+            env = parse_task(raw)
+        except PayloadError as exc:
+            # Garbage that was running when the process died: nothing to retry.
+            task_id, name, producer = salvage(raw)
+            err = error("PayloadError", exc.reason)
+            dead.append(encode_dead(raw, exc.reason, task_id=task_id, name=name, worker=worker))
+            if task_id is not None:
+                results.append(
+                    encode_result(
+                        task_id, name or "", ok=False, err=err, worker=worker, producer=producer
+                    )
+                )
+            continue
+        task = registry.get(env.task)
+        limit = task.max_crash_attempts if task else CRASH_ATTEMPTS
+        attempts = env.attempts + 1
+        if attempts < limit:
+            back.append(with_attempts(raw, attempts))
+            continue
+        err = error(loss.error_type, loss.reason)
+        reason = f"failed after {attempts} attempts: {loss.reason}"
+        results.append(
+            encode_result(
+                env.id,
+                env.task,
+                ok=False,
+                err=err,
+                worker=worker,
+                attempts=attempts,
+                producer=env.producer,
+            )
+        )
+        dead.append(
+            encode_dead(
+                raw,
+                reason,
+                task_id=env.id,
+                name=env.task,
+                err=err,
+                attempts=attempts,
+                worker=worker,
+            )
+        )
+    return back, results, dead
