@@ -108,7 +108,7 @@ class Executor:
         except TaskTimeout:
             slot.finish()
             limit = task.timeout or self.default_timeout
-            err = error("TaskTimeout", f"timed out after {limit:g} s")
+            err = error("TaskTimeout", f"timed out after {limit or 0:g} s")
             self._fail(env, task, err, out, crashed=True)
             return
         except BaseException as exc:  # noqa: BLE001 - a failing task is data, whatever it raised

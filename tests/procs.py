@@ -1,0 +1,110 @@
+"""Drive the real CLI in subprocesses, and check what a run left behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+import redis
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def env() -> dict[str, str]:
+    e = dict(os.environ)
+    e["PYTHONPATH"] = str(ROOT) + os.pathsep + e.get("PYTHONPATH", "")
+    e.pop("REDIS_URL", None)
+    return e
+
+
+def redpool(*args: str, input: bytes | None = None, timeout: float = 120) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "redpool", *args], input=input, capture_output=True,
+        timeout=timeout, cwd=ROOT, env=env(),
+    )
+
+
+class Host:
+    """``redpool worker`` as its own process group: one "host" we can kill whole."""
+
+    def __init__(self, url: str, pipeline: str, *extra: str, log: Path,
+                 processes: int = 2) -> None:
+        self.log = log
+        self._out = open(log, "ab")  # noqa: SIM115 - closed in wait()/kill()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "workers", "--redis", url, "--pipeline", pipeline,
+             "--tasks", "tests.jobs", "--processes", str(processes), *extra],
+            cwd=ROOT, env=env(), stdout=self._out, stderr=self._out, start_new_session=True,
+        )
+
+    def children(self) -> list[int]:
+        """Pids of the worker children, from /proc."""
+        path = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+        try:
+            return [int(p) for p in path.read_text().split()]
+        except FileNotFoundError:
+            return []
+
+    def signal(self, sig: int) -> None:
+        self.proc.send_signal(sig)
+
+    def kill_host(self) -> None:
+        """SIGKILL supervisor and children at once: a host losing power."""
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=10)
+        self._out.close()
+
+    def wait(self, timeout: float = 120) -> int:
+        try:
+            return self.proc.wait(timeout=timeout)
+        finally:
+            self._out.close()
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 30, what: str = "condition") -> None:
+    """Wait on observable state with a deadline (never a bare sleep)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+def read_results(path: Path) -> list[dict[str, object]]:
+    return [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
+
+
+def assert_exactly_once(results: list[dict[str, object]], expected_ids: set[str]) -> None:
+    counts = Counter(str(r["id"]) for r in results)
+    dupes = {i: n for i, n in counts.items() if n > 1}
+    assert not dupes, f"duplicated results: {list(dupes.items())[:5]}"
+    missing = expected_ids - counts.keys()
+    assert not missing, f"{len(missing)} ids have no result, e.g. {sorted(missing)[:5]}"
+
+
+def assert_nothing_left(client: redis.Redis, pipeline: str) -> None:
+    """No task, retry, in-flight record or unacknowledged result is left anywhere."""
+    prefix = f"redpool:{{{pipeline}}}:"
+    assert client.llen(prefix + "tasks") == 0
+    assert client.zcard(prefix + "delayed") == 0
+    assert client.llen(prefix + "results") == 0
+    assert client.llen(prefix + "sinking") == 0
+    held = list(client.scan_iter(match=prefix.replace("{", "\\{").replace("}", "\\}") + "inflight:*"))
+    assert held == [], f"in-flight records left: {held}"
+
+
+def all_keys_in_prefix(client: redis.Redis, pipeline: str) -> list[bytes]:
+    """Keys of this run outside its prefix (there must be none)."""
+    prefix = f"redpool:{{{pipeline}}}:".encode()
+    return [k for k in client.scan_iter(count=1000) if pipeline.encode() in k and not k.startswith(prefix)]
+

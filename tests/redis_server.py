@@ -1,0 +1,89 @@
+"""A private redis-server for tests: free port, temp dir, can be stopped and restarted.
+
+Never port 6379: that server belongs to the machine, not to us.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+REQUIRED = os.environ.get("REDPOOL_REQUIRE_REDIS") == "1" or os.environ.get("CI") == "true"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def require_redis_server() -> str:
+    """The redis-server binary; skips locally, fails in CI (dramatiq: raise if CI else skip)."""
+    exe = shutil.which("redis-server")
+    if exe is None:
+        if REQUIRED:
+            pytest.fail("redis-server is not on PATH and CI requires the real-Redis tests")
+        pytest.skip("redis-server is not on PATH")
+    return exe
+
+
+class RedisServer:
+    def __init__(self, directory: Path, appendonly: bool = False) -> None:
+        self.exe = require_redis_server()
+        self.dir = directory
+        self.port = free_port()
+        self.appendonly = appendonly
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(port=self.port, socket_timeout=10)
+
+    def start(self) -> RedisServer:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        args = [self.exe, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
+                "--save", "", "--logfile", "redis.log", "--daemonize", "no"]
+        if self.appendonly:
+            args += ["--appendonly", "yes", "--appendfsync", "always"]
+        else:
+            args += ["--appendonly", "no"]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        client = redis.Redis(port=self.port, socket_timeout=1)
+        while True:
+            try:
+                client.ping()
+                return self
+            except (redis.ConnectionError, redis.BusyLoadingError):
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"redis-server on port {self.port} did not start") from None
+                time.sleep(0.02)
+
+    def stop(self) -> None:
+        """A clean stop: SHUTDOWN writes the AOF out before the process exits."""
+        if self.proc is None:
+            return
+        try:
+            redis.Redis(port=self.port, socket_timeout=5).shutdown(nosave=not self.appendonly)
+        except redis.ConnectionError:
+            pass
+        self.proc.wait(timeout=10)
+        self.proc = None
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=10)
+            self.proc = None
