@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-import orjson
-
 from producer.producer import Call
+from redpool import codec
 
 
 def call_from_json(value: Any) -> Call:
@@ -29,8 +28,8 @@ def read_calls(lines: Iterable[bytes], on_bad: Callable[[int, str], None]) -> It
         if not line.strip():
             continue
         try:
-            value = orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
+            value = codec.loads(line)
+        except codec.JSONDecodeError as exc:
             on_bad(number, f"not JSON ({exc})")
             continue
         yield call_from_json(value)

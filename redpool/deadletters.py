@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, cast
 
-import orjson
 import redis
 
+from redpool import codec
 from redpool.envelope import parse_task, with_attempts
 from redpool.errors import PayloadError
 from redpool.keys import Keys
@@ -19,8 +19,8 @@ def list_dead(client: redis.Redis, keys: Keys, limit: int = 20) -> list[dict[str
     out = []
     for item in raw:
         try:
-            body = orjson.loads(item)
-        except orjson.JSONDecodeError:
+            body = codec.loads(item)
+        except codec.JSONDecodeError:
             body = {"reason": "unreadable dead letter", "payload": item.decode("utf-8", "replace")}
         out.append(body if isinstance(body, dict) else {"payload": body})
     return out
@@ -65,9 +65,9 @@ def _sort(letters: list[bytes]) -> tuple[list[bytes], list[bytes], int]:
     submitted = 0
     for letter in letters:
         try:
-            body = orjson.loads(letter)
+            body = codec.loads(letter)
             env = parse_task(str(body["payload"]).encode())
-        except (orjson.JSONDecodeError, KeyError, TypeError, PayloadError):
+        except (codec.JSONDecodeError, KeyError, TypeError, PayloadError):
             kept.append(letter)
             continue
         again.append(with_attempts(env.raw, 0))

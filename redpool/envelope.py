@@ -6,7 +6,7 @@ A result is ``{"id", "task", "ok": true, "value"}`` or ``{"id", "task", "ok": fa
 {"type", "message", "traceback"}}`` plus ``worker``, ``attempts`` and ``ms``. A dead letter is
 ``{"reason", "payload", "at"}`` plus whatever of ``id``/``task``/``error``/``attempts`` is known.
 
-Everything is orjson: it is the fastest JSON codec for Python and emits compact UTF-8 bytes.
+Everything goes through `redpool.codec` (orjson, exact for big integers).
 Nothing here touches Redis.
 """
 
@@ -16,8 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
+from redpool import codec
 from redpool.errors import PayloadError
 
 MAX_PAYLOAD = 16 * 1024 * 1024
@@ -46,11 +45,11 @@ def encode_task(
     kwargs: dict[str, Any],
     producer: str | None = None,
 ) -> bytes:
-    """Raises TypeError (from orjson) when an argument is not JSON."""
+    """Raises TypeError when an argument is not JSON."""
     body: dict[str, Any] = {"id": task_id, "task": name, "args": args, "kwargs": kwargs}
     if producer is not None:
         body["producer"] = producer
-    return orjson.dumps(body)
+    return codec.dumps(body)
 
 
 def parse_task(raw: bytes, max_size: int = MAX_PAYLOAD) -> TaskEnvelope:
@@ -58,8 +57,8 @@ def parse_task(raw: bytes, max_size: int = MAX_PAYLOAD) -> TaskEnvelope:
     if len(raw) > max_size:
         raise PayloadError(raw, f"payload of {len(raw)} bytes exceeds the {max_size} byte limit")
     try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
+        body = codec.loads(raw)
+    except codec.JSONDecodeError as exc:
         raise PayloadError(raw, f"not JSON: {exc}") from None
     if not isinstance(body, dict):
         raise PayloadError(raw, f"a task must be a JSON object, not {type(body).__name__}")
@@ -89,8 +88,8 @@ def salvage(raw: bytes) -> tuple[str | None, str | None, str | None]:
     result under its id, so the run completes instead of waiting for it forever.
     """
     try:
-        body = orjson.loads(raw) if len(raw) <= MAX_PAYLOAD else None
-    except orjson.JSONDecodeError:
+        body = codec.loads(raw) if len(raw) <= MAX_PAYLOAD else None
+    except codec.JSONDecodeError:
         return None, None, None
     if not isinstance(body, dict):
         return None, None, None
@@ -100,12 +99,12 @@ def salvage(raw: bytes) -> tuple[str | None, str | None, str | None]:
 
 def with_attempts(raw: bytes, attempts: int) -> bytes:
     """The same task with its attempt count set; every other field kept as it was."""
-    body = orjson.loads(raw)
+    body = codec.loads(raw)
     if attempts:
         body["attempts"] = attempts
     else:
         body.pop("attempts", None)
-    return orjson.dumps(body)
+    return codec.dumps(body)
 
 
 def error(type_name: str, message: str, traceback: str = "") -> dict[str, str]:
@@ -124,7 +123,7 @@ def encode_result(
     ms: float | None = None,
     producer: str | None = None,
 ) -> bytes:
-    """Raises TypeError (from orjson) when ``value`` is not JSON."""
+    """Raises TypeError when ``value`` is not JSON."""
     body: dict[str, Any] = {"id": task_id, "task": name, "ok": ok}
     if ok:
         body["value"] = value
@@ -137,7 +136,7 @@ def encode_result(
         body["ms"] = round(ms, 3)
     if producer is not None:
         body["producer"] = producer
-    return orjson.dumps(body)
+    return codec.dumps(body)
 
 
 def encode_dead(
@@ -167,7 +166,7 @@ def encode_dead(
         body["truncated"] = len(raw)
     else:
         body["payload"] = raw.decode("utf-8", "replace")
-    return orjson.dumps(body)
+    return codec.dumps(body)
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,8 +182,8 @@ class ResultEnvelope:
 def parse_result(raw: bytes) -> ResultEnvelope:
     """Lenient on purpose: the sink must pass on whatever is in the results list."""
     try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
+        body = codec.loads(raw)
+    except codec.JSONDecodeError:
         return ResultEnvelope(None, False, None, raw)
     if not isinstance(body, dict):
         return ResultEnvelope(None, False, None, raw)

@@ -6,6 +6,7 @@ import click
 import orjson
 import redis
 
+from redpool import codec
 from redpool.deadletters import list_dead
 from redpool.keys import Keys
 from redpool.state import snapshot
@@ -48,7 +49,7 @@ def print_dead(client: redis.Redis, keys: Keys, limit: int, as_json: bool) -> No
     total = client.llen(keys.dead)
     for letter in letters:
         if as_json:
-            click.echo(orjson.dumps(letter).decode())
+            click.echo(codec.dumps(letter).decode())
         else:
             click.echo(
                 f"{letter.get('id', '-')}  {letter.get('task', '-')}  {letter.get('reason', '?')}"

@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-import orjson
 import redis
 
+from redpool import codec
 from redpool.keys import Keys
 
 CLOSED = b"closed"
@@ -82,8 +82,8 @@ def read_workers(client: redis.Redis, keys: Keys) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for wid, info in raw.items():
         try:
-            body = orjson.loads(info)
-        except orjson.JSONDecodeError:
+            body = codec.loads(info)
+        except codec.JSONDecodeError:
             continue
         if isinstance(body, dict):
             out[wid.decode()] = body

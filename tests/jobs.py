@@ -65,3 +65,16 @@ def hang_in_c(x: object) -> None:
 @task
 def not_json(x: object) -> object:
     return {1, 2, 3}
+
+
+@task
+def gate(x: object, path: str) -> object:
+    """Holds its process until ``path`` exists: a task the test knows is running.
+
+    Announces itself in ``path.running``: being in an inflight list only means taken, and a
+    task taken but not yet started is (rightly) not charged an attempt when its process dies.
+    """
+    Path(path + ".running").touch()
+    while not os.path.exists(path):
+        time.sleep(0.005)
+    return x

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -24,24 +25,46 @@ def env() -> dict[str, str]:
     return e
 
 
-def redpool(*args: str, input: bytes | None = None, timeout: float = 120) -> subprocess.CompletedProcess[bytes]:
+def redpool(
+    *args: str, input: bytes | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(
-        [sys.executable, "-m", "redpool", *args], input=input, capture_output=True,
-        timeout=timeout, cwd=ROOT, env=env(),
+        [sys.executable, "-m", "redpool", *args],
+        input=input,
+        capture_output=True,
+        timeout=timeout,
+        cwd=ROOT,
+        env=env(),
     )
 
 
 class Host:
     """``redpool worker`` as its own process group: one "host" we can kill whole."""
 
-    def __init__(self, url: str, pipeline: str, *extra: str, log: Path,
-                 processes: int = 2) -> None:
+    def __init__(self, url: str, pipeline: str, *extra: str, log: Path, processes: int = 2) -> None:
         self.log = log
+        self.waited = False
         self._out = open(log, "ab")  # noqa: SIM115 - closed in wait()/kill()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "workers", "--redis", url, "--pipeline", pipeline,
-             "--tasks", "tests.jobs", "--processes", str(processes), *extra],
-            cwd=ROOT, env=env(), stdout=self._out, stderr=self._out, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "workers",
+                "--redis",
+                url,
+                "--pipeline",
+                pipeline,
+                "--tasks",
+                "tests.jobs",
+                "--processes",
+                str(processes),
+                *extra,
+            ],
+            cwd=ROOT,
+            env=env(),
+            stdout=self._out,
+            stderr=self._out,
+            start_new_session=True,
         )
 
     def children(self) -> list[int]:
@@ -57,11 +80,13 @@ class Host:
 
     def kill_host(self) -> None:
         """SIGKILL supervisor and children at once: a host losing power."""
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=10)
-        self._out.close()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.wait(timeout=10)
 
     def wait(self, timeout: float = 120) -> int:
+        """The exit code; the first call is the one whose caller judges it."""
+        self.waited = True
         try:
             return self.proc.wait(timeout=timeout)
         finally:
@@ -99,12 +124,17 @@ def assert_nothing_left(client: redis.Redis, pipeline: str) -> None:
     assert client.zcard(prefix + "delayed") == 0
     assert client.llen(prefix + "results") == 0
     assert client.llen(prefix + "sinking") == 0
-    held = list(client.scan_iter(match=prefix.replace("{", "\\{").replace("}", "\\}") + "inflight:*"))
+    held = list(
+        client.scan_iter(match=prefix.replace("{", "\\{").replace("}", "\\}") + "inflight:*")
+    )
     assert held == [], f"in-flight records left: {held}"
 
 
 def all_keys_in_prefix(client: redis.Redis, pipeline: str) -> list[bytes]:
     """Keys of this run outside its prefix (there must be none)."""
     prefix = f"redpool:{{{pipeline}}}:".encode()
-    return [k for k in client.scan_iter(count=1000) if pipeline.encode() in k and not k.startswith(prefix)]
-
+    return [
+        k
+        for k in client.scan_iter(count=1000)
+        if pipeline.encode() in k and not k.startswith(prefix)
+    ]

@@ -5,6 +5,7 @@ Never port 6379: that server belongs to the machine, not to us.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -53,8 +54,21 @@ class RedisServer:
 
     def start(self) -> RedisServer:
         self.dir.mkdir(parents=True, exist_ok=True)
-        args = [self.exe, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
-                "--save", "", "--logfile", "redis.log", "--daemonize", "no"]
+        args = [
+            self.exe,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.dir),
+            "--save",
+            "",
+            "--logfile",
+            "redis.log",
+            "--daemonize",
+            "no",
+        ]
         if self.appendonly:
             args += ["--appendonly", "yes", "--appendfsync", "always"]
         else:
@@ -75,10 +89,8 @@ class RedisServer:
         """A clean stop: SHUTDOWN writes the AOF out before the process exits."""
         if self.proc is None:
             return
-        try:
+        with contextlib.suppress(redis.ConnectionError):
             redis.Redis(port=self.port, socket_timeout=5).shutdown(nosave=not self.appendonly)
-        except redis.ConnectionError:
-            pass
         self.proc.wait(timeout=10)
         self.proc = None
 

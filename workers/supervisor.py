@@ -17,9 +17,9 @@ from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
 from typing import cast
 
-import orjson
-
+from redpool import codec
 from redpool.connection import Outage, connect
+from redpool.errors import Aborted
 from redpool.keys import Keys
 from redpool.registry import Registry
 from redpool.scripts import Scripts
@@ -48,17 +48,11 @@ class Supervisor:
         self.timed_out: list[bool] = [False] * settings.processes
         self.told_to_stop: list[bool] = [False] * settings.processes
         self.signals = 0
+        self.done = False
         self.outage = Outage(log, abort=lambda: self.signals > 1)
         self._ctx = multiprocessing.get_context("fork")
         self._due: dict[str, float] = {}
-        self._info = orjson.dumps(
-            {
-                "host": socket.gethostname(),
-                "pid": os.getpid(),
-                "processes": settings.processes,
-                "started": round(time.time(), 3),
-            }
-        )
+        self._started = round(time.time(), 3)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -66,30 +60,38 @@ class Supervisor:
         """Exit code: 0 after a graceful stop or when done, 1 after a stop at once."""
         for sig in _SIGNALS:
             signal.signal(sig, self._on_signal)
-        self._heartbeat()
+        self._heartbeat()  # registered before any child can hold a task: reapers find it
         for index in range(self.settings.processes):
             self._spawn(index)
+        self._heartbeat()  # and now with the children's pids
         log.info(
             "worker %s: %d processes on pipeline %r",
             self.id,
             len(self.procs),
             self.settings.pipeline,
         )
-        while not self._finished():
-            self._tick()
+        try:
+            while not self._finished():
+                self._tick()
+        except Aborted:  # told to stop at once while Redis was away
+            pass
         return self._shut_down()
 
     def _on_signal(self, _signum: int, _frame: object) -> None:
         """Only counts: the loop acts on it (1 = drain and stop, 2 = stop at once)."""
         self.signals += 1
 
+    @property
+    def stopping(self) -> bool:
+        return self.signals > 0 or self.done
+
     def _finished(self) -> bool:
         if self.signals > 1:
             return True
-        return self.signals == 1 and all(p is None for p in self.procs)
+        return (self.signals == 1 or self.done) and all(p is None for p in self.procs)
 
     def _tick(self) -> None:
-        if self.signals == 1:
+        if self.signals == 1 or self.done:
             self._stop_children()
         sentinels = [p.sentinel for p in self.procs if p is not None]
         for ready in wait(sentinels, timeout=0.05) if sentinels else ():
@@ -103,11 +105,11 @@ class Supervisor:
         if self._every("heartbeat", self.settings.lease / 3):
             self._heartbeat()
             self._reap()
-        if self.settings.exit_when_done and self.signals == 0 and self._every("done", 0.25):
+        if self.settings.exit_when_done and not self.stopping and self._every("done", 0.25):
             state = self.outage.call(snapshot, self.client, self.keys)
             if state.closed and state.idle:
                 log.info("stream closed and nothing left to run; stopping")
-                self.signals = 1
+                self.done = True
 
     def _shut_down(self) -> int:
         at_once = self.signals > 1
@@ -150,6 +152,8 @@ class Supervisor:
         self.procs[index] = proc
 
     def _stop_children(self) -> None:
+        if self.signals and not any(self.told_to_stop):
+            log.warning("stopping: finishing the tasks in hand (signal again to stop at once)")
         for index, proc in enumerate(self.procs):
             if proc is not None and proc.pid is not None and not self.told_to_stop[index]:
                 os.kill(proc.pid, signal.SIGTERM)
@@ -177,8 +181,9 @@ class Supervisor:
             log.warning("child %d (pid %s) died (%s); replacing it", index, proc.pid, how)
         self.procs[index] = None
         self._give_back(index, loss)
-        if self.signals == 0:
+        if not self.stopping:
             self._spawn(index)
+            self._heartbeat()  # publishes the new child's pid
 
     def _give_back(self, index: int, loss: Loss, retry_outage: bool = True) -> None:
         inflight = self.keys.inflight(self.id, index)
@@ -208,12 +213,24 @@ class Supervisor:
 
     # -- lease, reaping, timers --------------------------------------------------------------
 
+    def _describe(self) -> bytes:
+        """What `redpool status` shows, and what a reaper needs (how many inflight lists)."""
+        return codec.dumps(
+            {
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "processes": self.settings.processes,
+                "children": [p.pid if p else None for p in self.procs],
+                "started": self._started,
+            }
+        )
+
     def _heartbeat(self) -> None:
         lease_ms = int(self.settings.lease * 1000)
         self.outage.call(
             self.scripts.heartbeat,
             keys=[self.keys.leases, self.keys.workers],
-            args=[self.id, lease_ms, self._info],
+            args=[self.id, lease_ms, self._describe()],
         )
 
     def _reap(self) -> None:
@@ -231,7 +248,7 @@ class Supervisor:
 
     def _reap_host(self, wid: str, expiry: int) -> None:
         info = self.outage.call(self.client.hget, self.keys.workers, wid)
-        processes = int(orjson.loads(info).get("processes", 0)) if info else 0
+        processes = int(codec.loads(info).get("processes", 0)) if info else 0
         loss = Loss(f"worker host {wid} stopped renewing its lease", charge=ALL)
         moved = sum(
             self.outage.call(

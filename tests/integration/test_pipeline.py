@@ -35,8 +35,18 @@ def test_ten_thousand_tasks_through_two_processes(
     url = redis_server.url
     host = Host(url, pipeline, "--exit-when-done", log=tmp_path / "worker.log")
     lines = b"".join(b"%d\n" % i for i in range(N))
-    produced = redpool("produce", "--redis", url, "--pipeline", pipeline, "--task", "echo",
-                       "--max-backlog", "3000", input=lines)
+    produced = redpool(
+        "produce",
+        "--redis",
+        url,
+        "--pipeline",
+        pipeline,
+        "--task",
+        "echo",
+        "--max-backlog",
+        "3000",
+        input=lines,
+    )
     assert produced.returncode == 0, produced.stderr
     assert b"submitted 10000 task(s)" in produced.stderr
     out = tmp_path / "results.jsonl"
@@ -59,8 +69,9 @@ def test_bad_lines_are_named_and_the_good_ones_still_run(
 ) -> None:
     url = redis_server.url
     data = b'[1, 2]\n{"a": 3, "b": 4}\nnot json\n\n[5, 6]\n{"a": 1\n'
-    produced = redpool("produce", "--redis", url, "--pipeline", pipeline, "--task", "add",
-                       input=data)
+    produced = redpool(
+        "produce", "--redis", url, "--pipeline", pipeline, "--task", "add", input=data
+    )
     assert produced.returncode == 1
     err = produced.stderr.decode()
     assert "<stdin>:3: not JSON" in err and "<stdin>:6: not JSON" in err
@@ -68,8 +79,10 @@ def test_bad_lines_are_named_and_the_good_ones_still_run(
     assert err.strip().splitlines()[-1] == "redpool: error: 2 bad input line(s) skipped"
     host = Host(url, pipeline, "--exit-when-done", log=tmp_path / "w.log")
     out = tmp_path / "r.jsonl"
-    assert redpool("sink", "--redis", url, "--pipeline", pipeline, "--output",
-                   str(out)).returncode == 0
+    assert (
+        redpool("sink", "--redis", url, "--pipeline", pipeline, "--output", str(out)).returncode
+        == 0
+    )
     assert host.wait() == 0
     assert sorted(r["value"] for r in read_results(out)) == [3, 7, 11]  # type: ignore[type-var]
 
@@ -80,9 +93,22 @@ def test_garbage_unknown_tasks_and_bad_arguments_go_to_the_dead_list(
     """Bad payloads are dead-lettered with a reason; the workers and the run go on."""
     url = redis_server.url
     tasks = f"redpool:{{{pipeline}}}:tasks"
-    real_redis.rpush(tasks, b"\xff\xfe not json", b"[1,2,3]", b'{"id": "u1", "task": "os.system", "args": ["id"]}')
-    produced = redpool("produce", "--redis", url, "--pipeline", pipeline, "--task", "add",
-                       input=b"[1, 2]\n[1]\n[3, 4]\n")
+    real_redis.rpush(
+        tasks,
+        b"\xff\xfe not json",
+        b"[1,2,3]",
+        b'{"id": "u1", "task": "os.system", "args": ["id"]}',
+    )
+    produced = redpool(
+        "produce",
+        "--redis",
+        url,
+        "--pipeline",
+        pipeline,
+        "--task",
+        "add",
+        input=b"[1, 2]\n[1]\n[3, 4]\n",
+    )
     assert produced.returncode == 0
     host = Host(url, pipeline, "--exit-when-done", log=tmp_path / "w.log")
     out = tmp_path / "r.jsonl"
@@ -94,9 +120,12 @@ def test_garbage_unknown_tasks_and_bad_arguments_go_to_the_dead_list(
     dead = redpool("dead", "list", "--redis", url, "--pipeline", pipeline, "--json")
     letters = [orjson.loads(line) for line in dead.stdout.splitlines()]
     reasons = sorted(letter["reason"].split(":")[0] for letter in letters)
-    assert reasons == ["a task must be a JSON object, not list", "not JSON",
-                       "unknown task 'os.system' (not registered with this worker)",
-                       "wrong arguments for task 'add'"]
+    assert reasons == [
+        "a task must be a JSON object, not list",
+        "not JSON",
+        "unknown task 'os.system' (not registered with this worker)",
+        "wrong arguments for task 'add'",
+    ]
     retry = redpool("dead", "retry", "--redis", url, "--pipeline", pipeline)
     assert b"2 task(s) sent back; 2 unrunnable kept" in retry.stdout
     purge = redpool("dead", "purge", "--redis", url, "--pipeline", pipeline)
@@ -105,12 +134,10 @@ def test_garbage_unknown_tasks_and_bad_arguments_go_to_the_dead_list(
 
 def test_status_reports_the_pipeline(redis_server: RedisServer, pipeline: str) -> None:
     url = redis_server.url
-    redpool("produce", "--redis", url, "--pipeline", pipeline, "--task", "echo",
-            input=b"1\n2\n")
+    redpool("produce", "--redis", url, "--pipeline", pipeline, "--task", "echo", input=b"1\n2\n")
     human = redpool("status", "--redis", url, "--pipeline", pipeline)
     assert human.returncode == 0 and b"backlog" in human.stdout
-    data = orjson.loads(redpool("status", "--redis", url, "--pipeline", pipeline,
-                                "--json").stdout)
+    data = orjson.loads(redpool("status", "--redis", url, "--pipeline", pipeline, "--json").stdout)
     assert data["backlog"] == 2 and data["submitted"] == 2 and data["stream"] == "closed"
 
 
@@ -118,8 +145,12 @@ def test_unreachable_redis_is_one_line_and_non_zero(tmp_path: Path) -> None:
     from tests.redis_server import free_port
 
     url = f"redis://127.0.0.1:{free_port()}/0"
-    for args in (["worker", "--tasks", "tests.jobs"], ["sink"], ["status"],
-                 ["produce", "--task", "echo"]):
+    for args in (
+        ["worker", "--tasks", "tests.jobs"],
+        ["sink"],
+        ["status"],
+        ["produce", "--task", "echo"],
+    ):
         done = redpool(*args, "--redis", url, "--wait-for-redis", "0.3", input=b"1\n")
         err = done.stderr.decode()
         assert done.returncode == 1, (args, err)
@@ -136,7 +167,9 @@ def test_configuration_mistakes_are_one_line(redis_server: RedisServer) -> None:
         (["status", "--redis", "http://x"], 1, "bad Redis URL"),
     ]
     for args, code, text in cases:
-        done = redpool(*args, "--redis", redis_server.url) if "--redis" not in args else redpool(*args)
+        done = (
+            redpool(*args, "--redis", redis_server.url) if "--redis" not in args else redpool(*args)
+        )
         err = done.stderr.decode()
         assert done.returncode == code, (args, err)
         assert text in err and err.count("\n") == 1 and "Traceback" not in err, (args, err)
@@ -162,11 +195,24 @@ def test_demo_runs_on_its_own_redis(tmp_path: Path) -> None:
     out = tmp_path / "factors.jsonl"
     numbers = tmp_path / "n.jsonl"
     numbers.write_text("".join(f"{n}\n" for n in (12, 97, 1001, 2**31 - 1, 600851475143)))
-    done = redpool("run", "--tasks", "examples.factor", "--task", "factorise", "--input",
-                   str(numbers), "--output", str(out), "--processes", "2")
+    done = redpool(
+        "run",
+        "--tasks",
+        "examples.factor",
+        "--task",
+        "factorise",
+        "--input",
+        str(numbers),
+        "--output",
+        str(out),
+        "--processes",
+        "2",
+    )
     assert done.returncode == 0, done.stderr
-    values = {r["value"][0] if len(r["value"]) == 1 else tuple(r["value"])  # type: ignore[arg-type,index]
-              for r in read_results(out)}
+    values = {
+        r["value"][0] if len(r["value"]) == 1 else tuple(r["value"])  # type: ignore[arg-type,index]
+        for r in read_results(out)
+    }
     assert values == {(2, 2, 3), 97, (7, 11, 13), 2**31 - 1, (71, 839, 1471, 6857)}
 
 
@@ -183,8 +229,9 @@ def test_compose_file_is_valid(tmp_path: Path) -> None:
             pytest.fail("docker-compose (Debian package) is required in CI")
         pytest.skip("docker-compose is not installed")
     root = Path(__file__).resolve().parents[2]
-    done = subprocess.run([exe, "-f", str(root / "docker-compose.yml"), "config"],
-                          capture_output=True, cwd=root)
+    done = subprocess.run(
+        [exe, "-f", str(root / "docker-compose.yml"), "config"], capture_output=True, cwd=root
+    )
     assert done.returncode == 0, done.stderr
     config = done.stdout.decode()
     for service in ("redis:", "producer:", "workers:", "sink:"):

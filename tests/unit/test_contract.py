@@ -68,8 +68,9 @@ def test_end_to_end_in_process(any_redis: redis.Redis, pipeline: str) -> None:
     while c.tick():
         pass
     seen: list[dict[str, object]] = []
-    summary = Sink(any_redis, pipeline, lambda r: seen.append(orjson.loads(r.raw)),
-                   block_seconds=0.01).run()
+    summary = Sink(
+        any_redis, pipeline, lambda r: seen.append(orjson.loads(r.raw)), block_seconds=0.01
+    ).run()
     assert summary.ok == 101 and summary.failed == 0
     ids = [r["id"] for r in seen]
     assert len(ids) == len(set(ids)) == 101
@@ -84,8 +85,8 @@ def test_take_returns_what_is_held_before_taking_more(
     """A take whose reply was lost is repeated: the holder gets the same items back."""
     keys, scripts = Keys(pipeline), Scripts.register(any_redis)
     any_redis.rpush(keys.tasks, b"1", b"2", b"3")
-    first = scripts.take(keys=[keys.tasks, "redpool:{%s}:h" % pipeline], args=[2])
-    again = scripts.take(keys=[keys.tasks, "redpool:{%s}:h" % pipeline], args=[2])
+    first = scripts.take(keys=[keys.tasks, f"redpool:{{{pipeline}}}:h"], args=[2])
+    again = scripts.take(keys=[keys.tasks, f"redpool:{{{pipeline}}}:h"], args=[2])
     assert first == again == [b"1", b"2"]
     assert any_redis.lrange(keys.tasks, 0, -1) == [b"3"]
 

@@ -20,11 +20,22 @@ from redpool.errors import PayloadError
 
 def test_a_task_round_trips_and_stays_readable_json() -> None:
     raw = encode_task("p-1", "add", [1, 2], {"c": "é"}, producer="p")
-    assert orjson.loads(raw) == {"id": "p-1", "task": "add", "args": [1, 2],
-                                 "kwargs": {"c": "é"}, "producer": "p"}
+    assert orjson.loads(raw) == {
+        "id": "p-1",
+        "task": "add",
+        "args": [1, 2],
+        "kwargs": {"c": "é"},
+        "producer": "p",
+    }
     env = parse_task(raw)
     assert (env.id, env.task, env.args, env.kwargs, env.attempts, env.producer) == (
-        "p-1", "add", [1, 2], {"c": "é"}, 0, "p")
+        "p-1",
+        "add",
+        [1, 2],
+        {"c": "é"},
+        0,
+        "p",
+    )
     assert env.raw == raw
 
 
@@ -95,3 +106,15 @@ def test_parse_result_is_lenient() -> None:
     assert parse_result(b"junk").id is None
     r = parse_result(encode_result("i", "t", ok=True, value=1, producer="p"))
     assert (r.id, r.ok, r.producer) == ("i", True, "p")
+
+
+def test_big_integers_survive_both_ways() -> None:
+    """orjson alone would refuse them on the way out and round them on the way in."""
+    from redpool import codec
+
+    big = [2**64 + 1, -(2**63) - 1, 10**30]
+    raw = encode_task("i", "t", big, {"k": 2**70})
+    env = parse_task(raw)
+    assert env.args == big and env.kwargs == {"k": 2**70}
+    assert codec.loads(encode_result("i", "t", ok=True, value=2**100))["value"] == 2**100
+    assert codec.loads(b"[1, 2.5]") == [1, 2.5]

@@ -11,8 +11,18 @@ from redpool.keys import Keys
 def test_every_key_shares_the_hash_tagged_prefix() -> None:
     """All keys of a pipeline live in one cluster slot: same {NAME} hash tag."""
     keys = Keys("kw")
-    names = [keys.tasks, keys.results, keys.dead, keys.delayed, keys.stats, keys.producers,
-             keys.workers, keys.leases, keys.sinking, keys.inflight("host-1-ab", 3)]
+    names = [
+        keys.tasks,
+        keys.results,
+        keys.dead,
+        keys.delayed,
+        keys.stats,
+        keys.producers,
+        keys.workers,
+        keys.leases,
+        keys.sinking,
+        keys.inflight("host-1-ab", 3),
+    ]
     assert all(n.startswith("redpool:{kw}:") for n in names)
     assert keys.tasks == "redpool:{kw}:tasks"
     assert keys.results == "redpool:{kw}:results"
