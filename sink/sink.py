@@ -68,21 +68,22 @@ class Sink:
         With ``follow``, keep draining an endless stream until ``stopping`` is set.
         """
         while not self.stopping:
-            if self.drain_once():
+            if self.drain_once(block=False):
                 continue
-            if not follow and self._complete():
+            if not follow and self._complete():  # asked before blocking: no idle wait at the end
                 break
+            self.drain_once(block=True)
         return self.summary
 
-    def drain_once(self) -> int:
-        """Take one batch (blocking briefly when there is none), handle it, ack it."""
+    def drain_once(self, block: bool = True) -> int:
+        """Take one batch (blocking briefly for one when there is none), handle it, ack it."""
         held = self._outage.call(
             self._scripts.take_or_wait,
             self.client,
             self.keys.results,
             self.keys.sinking,
             self.batch_size,
-            self.block_seconds,
+            self.block_seconds if block else None,
         )
         if not held:
             return 0

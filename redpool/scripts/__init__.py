@@ -37,16 +37,18 @@ class Scripts:
         return cls(**{name: client.register_script(_source(name)) for name in _NAMES})
 
     def take_or_wait(
-        self, client: redis.Redis, source: str, holding: str, count: int, block: float
+        self, client: redis.Redis, source: str, holding: str, count: int, block: float | None
     ) -> list[bytes]:
         """take.lua; on an empty source, BLMOVE one item so an idle holder wakes at once.
+
+        ``block`` is in seconds; None returns at once (BLMOVE's 0 would wait forever).
 
         BLMOVE is the blocking form of the same reliable move (blocking commands cannot
         run inside a script); it keeps the submit-to-result latency of an idle pool low
         without polling.
         """
         held: list[bytes] = self.take(keys=[source, holding], args=[count])
-        if held:
+        if held or block is None:
             return held
         # execute_command: redis-py's blmove() is typed for whole seconds only
         item = client.execute_command(  # type: ignore[no-untyped-call]
