@@ -8,7 +8,6 @@ and silently turns them into floats when decoding. Big integers are ordinary in 
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import orjson
@@ -16,7 +15,10 @@ import orjson
 JSONDecodeError = ValueError
 """What ``loads`` raises (orjson's and json's decode errors are both ValueErrors)."""
 
-_LONG_NUMBER = re.compile(rb"\d{19}")
+# Digits -> "0", everything else -> " ": a run of 19 zeros is a number orjson may round.
+# bytes.translate + a substring search: 0.3 us on a typical envelope, a regex took 1.3 us.
+_DIGITS = bytes(0x30 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
+_LONG_RUN = b"0" * 19
 
 
 def dumps(value: Any) -> bytes:
@@ -37,7 +39,7 @@ def dumps(value: Any) -> bytes:
 def loads(raw: bytes | str) -> Any:
     """Parse JSON; integers of any size come back exact."""
     data = raw.encode() if isinstance(raw, str) else raw
-    if _LONG_NUMBER.search(data):
+    if _LONG_RUN in data.translate(_DIGITS):
         try:
             return json.loads(data)
         except RecursionError:

@@ -87,10 +87,9 @@ class Host:
     def wait(self, timeout: float = 120) -> int:
         """The exit code; the first call is the one whose caller judges it."""
         self.waited = True
-        try:
-            return self.proc.wait(timeout=timeout)
-        finally:
-            self._out.close()
+        code = self.proc.wait(timeout=timeout)
+        self._out.close()
+        return code
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")

@@ -9,6 +9,7 @@ supervisor or a reaper finds every task it had.
 from __future__ import annotations
 
 import ctypes
+import gc
 import logging
 import os
 import signal
@@ -119,6 +120,10 @@ def child_main(
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides; see supervisor.py
     child = Child(settings, registry, worker_id, index, slot)
+    # Everything alive now (modules, the registry) lives as long as the child: keep it out
+    # of the cyclic GC's full collections, which otherwise rescan it every few batches and
+    # cost about a third of the per-task time on tiny tasks (measured: 7.3 -> 4.4 us/task).
+    gc.freeze()
     signal.signal(signal.SIGTERM, child.request_stop)
     signal.signal(signal.SIGALRM, child.executor.on_alarm)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})

@@ -125,7 +125,7 @@ def run(server: RedisServer, tmp_path: Path) -> Iterator[Run]:
     r = Run(server, tmp_path)
     yield r
     for h in r.hosts:
-        if not h.waited:
+        if h.proc.poll() is None:  # a failed test must not leave a host running
             h.kill_host()
     if r.sink is not None and r.sink.poll() is None:
         r.sink.kill()

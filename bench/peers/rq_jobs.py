@@ -1,0 +1,5 @@
+"""RQ jobs: RQ imports plain functions by dotted path."""
+
+from work import burn, noop
+
+__all__ = ["burn", "noop"]

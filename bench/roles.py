@@ -1,0 +1,69 @@
+"""A redpool producer or sink as its own process, started ahead and released by "go".
+
+usage: python bench/roles.py produce URL PIPELINE TASK N ARG
+       python bench/roles.py sink URL PIPELINE
+Each reads one line from stdin before it starts its clock-relevant work, then prints JSON:
+the wall-clock time it finished (time.time(), comparable across processes), and its own
+peak RSS in MB.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import resource
+import sys
+import time
+from itertools import repeat
+
+
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def main() -> None:
+    role, url, pipeline = sys.argv[1:4]
+    if role == "produce":
+        from producer import Producer
+
+        task, n, arg = sys.argv[4], int(sys.argv[5]), int(sys.argv[6])
+        producer = Producer(url, pipeline, batch_size=1000)
+        gc.freeze()
+        sys.stdin.readline()
+        cpu = cpu_seconds()
+        with producer:
+            producer.map(task, repeat(arg, n))
+        print(json.dumps({"done": time.time(), "rss_mb": peak_mb(), "cpu": cpu_seconds() - cpu}))
+    else:
+        from sink import Sink
+
+        count = 0
+
+        def handle(_result: object) -> None:
+            nonlocal count
+            count += 1
+
+        sink = Sink(url, pipeline, handle)
+        gc.freeze()
+        sys.stdin.readline()
+        cpu = cpu_seconds()
+        sink.run()
+        print(
+            json.dumps(
+                {
+                    "done": time.time(),
+                    "count": count,
+                    "rss_mb": peak_mb(),
+                    "cpu": cpu_seconds() - cpu,
+                }
+            )
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,368 @@
+"""redpool against multiprocessing.Pool, RQ, Celery and Dramatiq, on this machine, in one run.
+
+usage: python bench/run.py [--quick] [--no-peers]
+
+Starts its own redis-server (never the one on 6379) and prints one table:
+(a) no-op tasks end to end, tasks/s; (b) ~10 ms CPU-bound tasks, efficiency against the
+ideal speed-up on all cores; (c) 1,000,000 no-op tasks through redpool, tasks/s and the peak
+RSS of each role (and at 100,000, to show it flat); (d) Redis CPU per task, from INFO cpu;
+and the submit-to-result latency of one task on an idle pool. Peers live in the optional
+`bench` extra: pip install -e '.[bench]'.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from itertools import repeat
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import redis  # noqa: E402
+
+from bench.work import burn, noop  # noqa: E402
+from redpool.embedded import embedded_redis  # noqa: E402
+
+CORES = os.cpu_count() or 1
+ENV = dict(os.environ, PYTHONPATH=str(ROOT))
+
+
+@dataclass
+class Row:
+    system: str
+    version: str
+    n: int = 0
+    seconds: float = 0.0
+    redis_us: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def rate(self) -> float:
+        return self.n / self.seconds if self.seconds else 0.0
+
+
+def redis_cpu(client: redis.Redis) -> float:
+    info = client.info("cpu")
+    return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
+
+
+def version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+# -- redpool -------------------------------------------------------------------------------
+
+
+def proc_cpu(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def vm_hwm_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class Pool:
+    """`redpool worker` with CORES processes on one pipeline, started and warmed up."""
+
+    def __init__(self, url: str, pipeline: str) -> None:
+        self.url, self.pipeline = url, pipeline
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "workers",
+                "--redis",
+                url,
+                "--pipeline",
+                pipeline,
+                "--tasks",
+                "bench.tasks",
+                "--processes",
+                str(CORES),
+            ],
+            cwd=ROOT,
+            env=ENV,
+            stderr=subprocess.DEVNULL,
+        )
+        client = redis.Redis.from_url(url)
+        deadline = time.monotonic() + 30
+        while not client.hlen(f"redpool:{{{pipeline}}}:workers"):
+            if time.monotonic() > deadline:
+                raise RuntimeError("redpool workers did not start")
+            time.sleep(0.05)
+
+    def pids(self) -> tuple[int, list[int]]:
+        pid = self.proc.pid
+        return pid, [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+    def peak_rss(self) -> tuple[float, float]:
+        """(supervisor, largest child) peak RSS in MB."""
+        pid, kids = self.pids()
+        return vm_hwm_mb(pid), max(vm_hwm_mb(k) for k in kids)
+
+    def cpu(self) -> float:
+        """CPU seconds used so far by the supervisor and its children."""
+        pid, kids = self.pids()
+        return sum(proc_cpu(p) for p in (pid, *kids))
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=60)
+
+
+def run_redpool(url: str, pipeline: str, task: str, n: int, arg: int) -> Row:
+    """Producer and sink in processes of their own, released together; workers warm."""
+    client = redis.Redis.from_url(url)
+    pool = Pool(url, pipeline)
+    roles = [
+        subprocess.Popen(
+            [sys.executable, str(ROOT / "bench" / "roles.py"), *args],
+            cwd=ROOT,
+            env=ENV,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        for args in (["produce", url, pipeline, task, str(n), str(arg)], ["sink", url, pipeline])
+    ]
+    time.sleep(1.0)  # both imported and connected; they wait on stdin for "go"
+    cpu = redis_cpu(client)
+    pool_cpu = pool.cpu()
+    started = time.time()
+    for proc in roles:
+        assert proc.stdin is not None
+        proc.stdin.write(b"go\n")
+        proc.stdin.flush()
+    produced, sunk = (json.loads(proc.communicate()[0]) for proc in roles)
+    row = Row(
+        "redpool",
+        version("redpool"),
+        n,
+        sunk["done"] - started,
+        (redis_cpu(client) - cpu) / n * 1e6,
+    )
+    assert sunk["count"] == n, sunk
+    supervisor, child = pool.peak_rss()
+    row.extra = {
+        "rss": {
+            "producer": produced["rss_mb"],
+            "supervisor": supervisor,
+            "worker child": child,
+            "sink": sunk["rss_mb"],
+        },
+        "cpu_us": {
+            "producer": produced["cpu"] / n * 1e6,
+            "workers": (pool.cpu() - pool_cpu) / n * 1e6,
+            "sink": sunk["cpu"] / n * 1e6,
+            "redis": row.redis_us,
+        },
+    }
+    pool.stop()
+    return row
+
+
+def redpool_latency(url: str, samples: int) -> list[float]:
+    """Submit one task to an idle pool and wait for its result; seconds per sample."""
+    from producer import Producer
+    from sink import Sink
+
+    pool = Pool(url, "latency")
+    got: list[object] = []
+    sink = Sink(url, "latency", got.append, block_seconds=1.0)
+    out = []
+    with Producer(url, "latency") as producer:
+        for i in range(samples):
+            t = time.perf_counter()
+            producer.submit("noop", i)
+            while len(got) <= i:
+                sink.drain_once()
+            out.append(time.perf_counter() - t)
+            time.sleep(0.002)  # idle pool: let every process go back to waiting
+    pool.stop()
+    return out
+
+
+# -- multiprocessing.Pool and peers ------------------------------------------------------------
+
+
+def run_mp_pool(fn: Any, n: int, arg: int, chunksize: int) -> Row:
+    with multiprocessing.get_context("fork").Pool(CORES) as pool:
+        pool.map(noop, range(CORES * 2))  # warm
+        t = time.perf_counter()
+        for _ in pool.imap_unordered(fn, repeat(arg, n), chunksize=chunksize):
+            pass
+        seconds = time.perf_counter() - t
+    return Row(f"Pool.imap_unordered chunksize={chunksize}", platform.python_version(), n, seconds)
+
+
+PEERS = {  # system: (label, distribution, N for (a))
+    "rq-pool": ("RQ worker-pool -n 2", "rq", 500),
+    "rq-simple": ("RQ 2 x SimpleWorker", "rq", 1000),
+    "celery": ("Celery prefork -c 2", "celery", 3000),
+    "dramatiq": ("Dramatiq -p 2 -t 8", "dramatiq", 3000),
+}
+
+
+def run_peer(
+    system: str, workload: str, n: int, arg: int, port: int, client: redis.Redis
+) -> Row | None:
+    label, dist, _ = PEERS[system]
+    if version(dist) == "not installed":
+        return None
+    cpu = redis_cpu(client)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "peer_run.py"),
+            system,
+            workload,
+            str(n),
+            str(arg),
+            str(port),
+        ],
+        capture_output=True,
+        timeout=900,
+    )
+    if done.returncode != 0:
+        print(f"  {label}: failed: {done.stderr.decode()[-300:]}", file=sys.stderr)
+        return None
+    seconds = json.loads(done.stdout)["seconds"]
+    return Row(label, version(dist), n, seconds, (redis_cpu(client) - cpu) / n * 1e6)
+
+
+# -- the run ---------------------------------------------------------------------------------
+
+
+def calibrate(target: float = 0.010) -> tuple[int, float]:
+    """Iterations of ``burn`` that take ~target seconds here, and the measured time."""
+    n = 20_000
+    while True:
+        t = time.perf_counter()
+        burn(n)
+        dt = time.perf_counter() - t
+        if dt > target / 4:
+            n = int(n * target / dt)
+            break
+        n *= 2
+    times = []
+    for _ in range(30):
+        t = time.perf_counter()
+        burn(n)
+        times.append(time.perf_counter() - t)
+    return n, statistics.median(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="smaller N everywhere")
+    ap.add_argument("--no-peers", action="store_true", help="redpool and Pool only")
+    opts = ap.parse_args()
+    if shutil.which("redis-server") is None:
+        sys.exit("bench: redis-server is not on PATH")
+    scale = 10 if opts.quick else 1
+    n_a, n_b, n_c = 20_000 // scale, 400 // (2 if opts.quick else 1), 1_000_000 // scale
+    burn_n, burn_s = calibrate()
+    print(
+        f"machine: {platform.platform()}, {CORES} cores, Python {platform.python_version()}",
+        file=sys.stderr,
+    )
+    print(f"burn: {burn_n} iterations = {burn_s * 1000:.1f} ms", file=sys.stderr)
+    with embedded_redis() as url:
+        client = redis.Redis.from_url(url)
+        port = int(url.rsplit(":", 1)[1].split("/")[0])
+        rv = client.info("server")["redis_version"]
+        a: list[Row] = []
+        b: list[Row] = []
+        print("(a) no-op ...", file=sys.stderr)
+        a.append(run_redpool(url, "a", "noop", n_a, 0))
+        a.append(run_mp_pool(noop, n_a, 0, 1))
+        a.append(run_mp_pool(noop, n_a, 0, 100))
+        print("(b) cpu-bound ...", file=sys.stderr)
+        b.append(run_redpool(url, "b", "burn", n_b, burn_n))
+        b.append(run_mp_pool(burn, n_b, burn_n, 1))
+        if not opts.no_peers:
+            for system, (_label, _dist, n_peer) in PEERS.items():
+                print(f"peer {system} ...", file=sys.stderr)
+                row = run_peer(system, "noop", n_peer // scale, 0, port, client)
+                if row:
+                    a.append(row)
+                row = run_peer(system, "burn", n_b, burn_n, port, client)
+                if row:
+                    b.append(row)
+        print("(c) scale ...", file=sys.stderr)
+        c = [run_redpool(url, "c1", "noop", n_c // 10, 0), run_redpool(url, "c2", "noop", n_c, 0)]
+        print("latency ...", file=sys.stderr)
+        lat = redpool_latency(url, 50 if opts.quick else 300)
+    report(a, b, c, lat, burn_s, rv)
+
+
+def report(
+    a: list[Row], b: list[Row], c: list[Row], lat: list[float], burn_s: float, redis_version: str
+) -> None:
+    ours = a[0].rate
+    print(
+        f"\nredpool {version('redpool')} on {platform.machine()}, {CORES} cores, "
+        f"Python {platform.python_version()}, redis-server {redis_version}, "
+        f"{time.strftime('%Y-%m-%d')}\n"
+    )
+    print("(a) no-op tasks, end to end\n")
+    print("| system | version | N | tasks/s | redpool is x faster | Redis CPU µs/task |")
+    print("|---|---|---:|---:|---:|---:|")
+    for r in a:
+        cpu = f"{r.redis_us:.1f}" if r.redis_us is not None else "-"
+        print(
+            f"| {r.system} | {r.version} | {r.n:,} | {r.rate:,.0f} | {ours / r.rate:,.2f} | {cpu} |"
+        )
+    print(
+        f"\n(b) CPU-bound tasks of {burn_s * 1000:.1f} ms, efficiency = ideal {CORES}-core "
+        "time / wall time\n"
+    )
+    print("| system | N | wall s | efficiency |")
+    print("|---|---:|---:|---:|")
+    for r in b:
+        ideal = r.n * burn_s / CORES
+        print(f"| {r.system} | {r.n:,} | {r.seconds:.2f} | {ideal / r.seconds:.3f} |")
+    print("\n(c) redpool at scale: no-op tasks, peak RSS per role (MB)\n")
+    print("| N | tasks/s | producer | supervisor | worker child | sink | Redis CPU µs/task |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+    for r in c:
+        rss = r.extra["rss"]
+        print(
+            f"| {r.n:,} | {r.rate:,.0f} | {rss['producer']:.0f} | {rss['supervisor']:.0f} | "
+            f"{rss['worker child']:.0f} | {rss['sink']:.0f} | {r.redis_us:.1f} |"
+        )
+    cpu = c[-1].extra["cpu_us"]
+    print(
+        f"\nWhere the time goes at N={c[-1].n:,} (CPU µs per task): producer "
+        f"{cpu['producer']:.1f}, workers {cpu['workers']:.1f}, sink {cpu['sink']:.1f}, "
+        f"Redis {cpu['redis']:.1f}; total {sum(cpu.values()):.1f} on {CORES} cores"
+    )
+    lat_ms = sorted(x * 1000 for x in lat)
+    print(
+        f"\n(d) Redis CPU per task: see the last columns above.\n\nLatency, one task on an "
+        f"idle pool, submit to result in the sink ({len(lat)} samples): median "
+        f"{statistics.median(lat_ms):.2f} ms, p90 {lat_ms[int(len(lat_ms) * 0.9)]:.2f} ms"
+    )
+
+
+if __name__ == "__main__":
+    main()
