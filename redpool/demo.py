@@ -47,7 +47,7 @@ def run_all(
             target=_feed, args=(settings, pipeline, task_name, input_path, produced), daemon=True
         )
         feeder.start()
-        stream = open_output(output)
+        stream = open_output(output, append=False)
         if output != "-":
             stack.callback(stream.close)
         out = JsonLines(stream)

@@ -27,6 +27,10 @@ class StreamClosed(RedpoolError):
     """A producer tried to submit after it closed its stream."""
 
 
+class SinkLeaseLost(RedpoolError):
+    """This sink stalled past its lease and another sink took over the pipeline."""
+
+
 class PayloadError(RedpoolError):
     """A payload read from Redis is not a valid envelope.
 

@@ -78,6 +78,11 @@ class Keys:
         """List of results the sink took and has not yet acknowledged (one sink a pipeline)."""
         return self.prefix + "sinking"
 
+    @property
+    def sink(self) -> str:
+        """String: the id of the sink draining this pipeline, with a lease (PX)."""
+        return self.prefix + "sink"
+
     def inflight(self, worker_id: str, slot: int) -> str:
         """List of tasks that child ``slot`` of supervisor ``worker_id`` holds right now."""
         return f"{self.prefix}inflight:{worker_id}:{slot}"

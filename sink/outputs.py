@@ -6,6 +6,7 @@ import sys
 from typing import BinaryIO
 
 from redpool.envelope import ResultEnvelope
+from redpool.errors import ConfigError
 
 
 class JsonLines:
@@ -22,8 +23,12 @@ class JsonLines:
         self.stream.flush()
 
 
-def open_output(path: str) -> BinaryIO:
-    """``-`` is stdout; a file is appended to, so a restarted sink never truncates results."""
+def open_output(path: str, append: bool = True) -> BinaryIO:
+    """``-`` is stdout; a file is appended to, so a restarted sink never truncates results
+    (``redpool run``, a fresh run on a fresh Redis, starts the file anew)."""
     if path == "-":
         return sys.stdout.buffer
-    return open(path, "ab")
+    try:
+        return open(path, "ab" if append else "wb")
+    except OSError as exc:
+        raise ConfigError(f"cannot write output {path!r}: {exc.strerror}") from None

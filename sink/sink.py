@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
+import secrets
+import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -10,11 +14,15 @@ import redis
 
 from redpool.connection import DEFAULT_URL, Outage, RedisSettings, connect
 from redpool.envelope import ResultEnvelope, parse_result
+from redpool.errors import SinkLeaseLost
 from redpool.keys import Keys
 from redpool.scripts import Scripts
 from redpool.state import snapshot
 
 log = logging.getLogger("redpool.sink")
+
+LEASE = 10.0
+"""Seconds a sink holds the pipeline without renewing (it renews every LEASE/3)."""
 
 Handler = Callable[[ResultEnvelope], None]
 
@@ -61,19 +69,54 @@ class Sink:
         self.stopping = False
         self._scripts = Scripts.register(self.client)
         self._outage = Outage(log)
+        self.id = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+        self._renewed = 0.0
 
     def run(self, follow: bool = False) -> Summary:
         """Drain until the stream is closed and every submitted task has its result.
 
-        With ``follow``, keep draining an endless stream until ``stopping`` is set.
+        With ``follow``, keep draining an endless stream until ``stopping`` is set. Holds the
+        pipeline's sink lease while it runs; a second sink waits as a standby until the lease
+        is free (a dead sink's runs out after ``LEASE`` seconds).
         """
-        while not self.stopping:
-            if self.drain_once(block=False):
-                continue
-            if not follow and self._complete():  # asked before blocking: no idle wait at the end
-                break
-            self.drain_once(block=True)
+        self._hold_lease()
+        try:
+            while not self.stopping:
+                self._renew_lease()
+                if self.drain_once(block=False):
+                    continue
+                if not follow and self._complete():  # asked before blocking: no wait at the end
+                    break
+                self.drain_once(block=True)
+        finally:
+            self._outage.call(self._scripts.lease, keys=[self.keys.sink], args=[self.id, 0])
         return self.summary
+
+    def _hold_lease(self) -> None:
+        """One sink per pipeline: two would take the same held batch and write it twice."""
+        waiting = False
+        while not self._try_lease():
+            if not waiting:
+                log.warning(
+                    "another sink is draining pipeline %r; waiting for its lease",
+                    self.keys.pipeline,
+                )
+                waiting = True
+            if self.stopping:
+                return
+            time.sleep(0.5)
+        self._renewed = time.monotonic()
+
+    def _try_lease(self) -> bool:
+        args = [self.id, int(LEASE * 1000)]
+        return bool(self._outage.call(self._scripts.lease, keys=[self.keys.sink], args=args))
+
+    def _renew_lease(self) -> None:
+        if time.monotonic() - self._renewed < LEASE / 3:
+            return
+        if not self._try_lease():
+            raise SinkLeaseLost(f"sink {self.id} lost its lease on {self.keys.pipeline!r}")
+        self._renewed = time.monotonic()
 
     def drain_once(self, block: bool = True) -> int:
         """Take one batch (blocking briefly for one when there is none), handle it, ack it."""

@@ -13,7 +13,7 @@ from importlib import resources
 import redis
 from redis.commands.core import Script
 
-_NAMES = ("take", "commit", "ack", "push", "promote", "heartbeat", "forget")
+_NAMES = ("take", "commit", "ack", "push", "promote", "heartbeat", "forget", "lease")
 
 
 def _source(name: str) -> str:
@@ -31,6 +31,7 @@ class Scripts:
     promote: Script
     heartbeat: Script
     forget: Script
+    lease: Script
 
     @classmethod
     def register(cls, client: redis.Redis) -> Scripts:

@@ -183,3 +183,19 @@ def test_garbage_and_strays_do_not_end_the_stream_early(
     ids = sorted(orjson.loads(r)["id"] for r in seen)
     assert ids == sorted([f"{p.id}-{i}" for i in (1, 2, 3)] + ["stray"])
     assert any_redis.llen(keys.dead) == 1
+
+
+def test_one_sink_per_pipeline(any_redis: redis.Redis, pipeline: str) -> None:
+    """A second sink waits as a standby: two would write the same held batch twice."""
+    first = Sink(any_redis, pipeline, block_seconds=0.01)
+    second = Sink(any_redis, pipeline, block_seconds=0.01)
+    assert first._try_lease() and first._try_lease()  # taking and renewing
+    assert not second._try_lease()
+    with Producer(any_redis, pipeline) as p:
+        p.submit("echo", 1)
+    c = child(any_redis, pipeline)
+    c.tick()
+    second.stopping = True
+    assert second.run().total == 0  # never got the lease, drained nothing
+    assert first.run().total == 1  # runs to completion and gives the lease up
+    assert second._try_lease()
