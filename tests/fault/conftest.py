@@ -11,7 +11,15 @@ import pytest
 import redis
 
 from producer import Producer
-from tests.procs import ROOT, Host, assert_exactly_once, assert_nothing_left, env, read_results
+from tests.procs import (
+    ROOT,
+    Host,
+    assert_exactly_once,
+    assert_nothing_left,
+    env,
+    read_results,
+    wait_for,
+)
 from tests.redis_server import RedisServer
 
 PIPELINE = "fault"
@@ -77,6 +85,9 @@ class Run:
             env=env(),
             stderr=self.sink_err,
         )
+        # Connected and draining once it holds the sink lease: only then is a Redis outage
+        # an outage to ride out rather than "Redis unreachable at start".
+        wait_for(lambda: bool(self.client.exists(self.key("sink"))), what="the sink to start")
 
     def results(self) -> list[dict[str, object]]:
         return read_results(self.out) if self.out.exists() else []
@@ -127,6 +138,8 @@ def run(server: RedisServer, tmp_path: Path) -> Iterator[Run]:
     for h in r.hosts:
         if h.proc.poll() is None:  # a failed test must not leave a host running
             h.kill_host()
-    if r.sink is not None and r.sink.poll() is None:
-        r.sink.kill()
-        r.sink.wait()
+    if r.sink is not None:
+        if r.sink.poll() is None:
+            r.sink.kill()
+            r.sink.wait()
+        r.sink_err.close()
