@@ -11,6 +11,7 @@ import pytest
 import redis
 
 from producer import Producer
+from redpool import codec
 from tests.procs import (
     ROOT,
     Host,
@@ -122,7 +123,7 @@ class Run:
         for wid, info in self.workers().items():
             for slot in range(int(info["processes"])):  # type: ignore[call-overload]
                 for raw in self.client.lrange(self.key(f"inflight:{wid}:{slot}"), 0, -1):
-                    if payload_id.encode() in raw:
+                    if codec.loads(raw)["id"] == payload_id:  # not a substring: -1 is in -17
                         return wid, slot
         return None
 
