@@ -38,11 +38,12 @@ def require_redis_server() -> str:
 
 
 class RedisServer:
-    def __init__(self, directory: Path, appendonly: bool = False) -> None:
+    def __init__(self, directory: Path, appendonly: bool = False, bind: str = "127.0.0.1") -> None:
         self.exe = require_redis_server()
         self.dir = directory
         self.port = free_port()
         self.appendonly = appendonly
+        self.bind = bind
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -59,7 +60,7 @@ class RedisServer:
             "--port",
             str(self.port),
             "--bind",
-            "127.0.0.1",
+            *self.bind.split(),
             "--dir",
             str(self.dir),
             "--save",
@@ -69,6 +70,8 @@ class RedisServer:
             "--daemonize",
             "no",
         ]
+        if self.bind != "127.0.0.1":  # our own test host's veth, never a real network
+            args += ["--protected-mode", "no"]
         if self.appendonly:
             args += ["--appendonly", "yes", "--appendfsync", "always"]
         else:
