@@ -1,6 +1,6 @@
 """A redpool producer or sink as its own process, started ahead and released by "go".
 
-usage: python bench/roles.py produce URL PIPELINE TASK N ARG
+usage: python bench/roles.py produce URL PIPELINE TASK N ARG MAX_BACKLOG (0: none)
        python bench/roles.py sink URL PIPELINE
 Each reads one line from stdin before it starts its clock-relevant work, then prints JSON:
 the wall-clock time it finished (time.time(), comparable across processes), and its own
@@ -31,8 +31,8 @@ def main() -> None:
     if role == "produce":
         from producer import Producer
 
-        task, n, arg = sys.argv[4], int(sys.argv[5]), int(sys.argv[6])
-        producer = Producer(url, pipeline, batch_size=1000)
+        task, n, arg, backlog = sys.argv[4], int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7])
+        producer = Producer(url, pipeline, batch_size=1000, max_backlog=backlog or None)
         gc.freeze()
         sys.stdin.readline()
         cpu = cpu_seconds()

@@ -21,6 +21,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -130,7 +131,19 @@ class Pool:
         self.proc.wait(timeout=60)
 
 
-def run_redpool(url: str, pipeline: str, task: str, n: int, arg: int) -> Row:
+class MemorySampler(threading.Thread):
+    """Redis used_memory, sampled while a run goes on: what ``max_backlog`` bounds."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        super().__init__(daemon=True)
+        self.client, self.peak, self.stopped = client, 0, threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.wait(0.1):
+            self.peak = max(self.peak, int(self.client.info("memory")["used_memory"]))
+
+
+def run_redpool(url: str, pipeline: str, task: str, n: int, arg: int, max_backlog: int = 0) -> Row:
     """Producer and sink in processes of their own, released together; workers warm."""
     client = redis.Redis.from_url(url)
     pool = Pool(url, pipeline)
@@ -142,17 +155,23 @@ def run_redpool(url: str, pipeline: str, task: str, n: int, arg: int) -> Row:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
         )
-        for args in (["produce", url, pipeline, task, str(n), str(arg)], ["sink", url, pipeline])
+        for args in (
+            ["produce", url, pipeline, task, str(n), str(arg), str(max_backlog)],
+            ["sink", url, pipeline],
+        )
     ]
+    memory = MemorySampler(client)
     time.sleep(1.0)  # both imported and connected; they wait on stdin for "go"
     cpu = redis_cpu(client)
     pool_cpu = pool.cpu()
     started = time.time()
+    memory.start()
     for proc in roles:
         assert proc.stdin is not None
         proc.stdin.write(b"go\n")
         proc.stdin.flush()
     produced, sunk = (json.loads(proc.communicate()[0]) for proc in roles)
+    memory.stopped.set()
     row = Row(
         "redpool",
         version("redpool"),
@@ -168,6 +187,7 @@ def run_redpool(url: str, pipeline: str, task: str, n: int, arg: int) -> Row:
             "supervisor": supervisor,
             "worker child": child,
             "sink": sunk["rss_mb"],
+            "redis": memory.peak / 2**20,
         },
         "cpu_us": {
             "producer": produced["cpu"] / n * 1e6,
@@ -251,6 +271,15 @@ def run_peer(
 
 # -- the run ---------------------------------------------------------------------------------
 
+BACKLOG = 100_000
+"""(c) runs with max_backlog, the setting that keeps Redis memory flat as N grows."""
+
+
+def median(rows: list[Row]) -> Row:
+    row = sorted(rows, key=lambda r: r.seconds)[len(rows) // 2]
+    row.extra["runs"] = len(rows)
+    return row
+
 
 def calibrate(target: float = 0.010) -> tuple[int, float]:
     """Iterations of ``burn`` that take ~target seconds here, and the measured time."""
@@ -297,8 +326,9 @@ def main() -> None:
         a.append(run_mp_pool(noop, n_a, 0, 1))
         a.append(run_mp_pool(noop, n_a, 0, 100))
         print("(b) cpu-bound ...", file=sys.stderr)
-        b.append(run_redpool(url, "b", "burn", n_b, burn_n))
-        b.append(run_mp_pool(burn, n_b, burn_n, 1))
+        # (b) is short and this machine is noisy: the median of three runs each
+        b.append(median([run_redpool(url, f"b{i}", "burn", n_b, burn_n) for i in range(3)]))
+        b.append(median([run_mp_pool(burn, n_b, burn_n, 1) for _ in range(3)]))
         if not opts.no_peers:
             for system, (_label, _dist, n_peer) in PEERS.items():
                 print(f"peer {system} ...", file=sys.stderr)
@@ -309,7 +339,7 @@ def main() -> None:
                 if row:
                     b.append(row)
         print("(c) scale ...", file=sys.stderr)
-        c = [run_redpool(url, "c1", "noop", n_c // 10, 0), run_redpool(url, "c2", "noop", n_c, 0)]
+        c = [run_redpool(url, f"c{n}", "noop", n, 0, max_backlog=BACKLOG) for n in (n_c // 10, n_c)]
         print("latency ...", file=sys.stderr)
         lat = redpool_latency(url, 50 if opts.quick else 300)
     report(a, b, c, lat, burn_s, rv)
@@ -336,19 +366,27 @@ def report(
         f"\n(b) CPU-bound tasks of {burn_s * 1000:.1f} ms, efficiency = ideal {CORES}-core "
         "time / wall time\n"
     )
-    print("| system | N | wall s | efficiency |")
-    print("|---|---:|---:|---:|")
+    print("| system | N | runs | wall s | efficiency |")
+    print("|---|---:|---:|---:|---:|")
     for r in b:
         ideal = r.n * burn_s / CORES
-        print(f"| {r.system} | {r.n:,} | {r.seconds:.2f} | {ideal / r.seconds:.3f} |")
-    print("\n(c) redpool at scale: no-op tasks, peak RSS per role (MB)\n")
-    print("| N | tasks/s | producer | supervisor | worker child | sink | Redis CPU µs/task |")
-    print("|---:|---:|---:|---:|---:|---:|---:|")
+        runs = r.extra.get("runs", 1)
+        print(f"| {r.system} | {r.n:,} | {runs} | {r.seconds:.2f} | {ideal / r.seconds:.3f} |")
+    print(
+        f"\n(c) redpool at scale: no-op tasks, max_backlog={BACKLOG:,}; peak RSS per role and "
+        "peak Redis used_memory (MB)\n"
+    )
+    print(
+        "| N | tasks/s | producer | supervisor | worker child | sink | Redis memory "
+        "| Redis CPU µs/task |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in c:
         rss = r.extra["rss"]
         print(
             f"| {r.n:,} | {r.rate:,.0f} | {rss['producer']:.0f} | {rss['supervisor']:.0f} | "
-            f"{rss['worker child']:.0f} | {rss['sink']:.0f} | {r.redis_us:.1f} |"
+            f"{rss['worker child']:.0f} | {rss['sink']:.0f} | {rss['redis']:.0f} "
+            f"| {r.redis_us:.1f} |"
         )
     cpu = c[-1].extra["cpu_us"]
     print(
