@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
+import redis
 
 from redpool.connection import DEFAULT_URL, RedisSettings, connect
 from redpool.errors import ConfigError, RedpoolError
@@ -287,6 +288,8 @@ def main(argv: list[str] | None = None) -> None:
         _fail("interrupted", 130)
     except RedpoolError as exc:
         _fail(str(exc), EXIT_ERROR)
+    except redis.RedisError as exc:  # e.g. OOM or a command a locked-down Redis refuses
+        _fail(f"Redis: {exc}", EXIT_ERROR)
     except click.ClickException as exc:
         _fail(exc.format_message(), EXIT_ERROR)
 

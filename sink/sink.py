@@ -131,7 +131,7 @@ class Sink:
         if not held:
             return 0
         counted = 0
-        for raw in held:
+        for position, raw in enumerate(held, start=1):
             result = parse_result(raw)
             self.handler(result)
             if result.ok:
@@ -139,6 +139,8 @@ class Sink:
             else:
                 self.summary.failed += 1
             counted += result.producer is not None
+            if position % 256 == 0:  # a slow handler must not outlive the lease
+                self._renew_lease()
         if self.flush is not None:
             self.flush()  # written before acknowledged: a crash re-delivers, never drops
         args = [len(held), held[0], counted]

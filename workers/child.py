@@ -18,6 +18,7 @@ from time import perf_counter
 import redis
 
 from redpool.connection import Outage, connect
+from redpool.errors import RedpoolError
 from redpool.keys import Keys
 from redpool.registry import Registry
 from redpool.scripts import Scripts
@@ -27,6 +28,7 @@ from workers.slots import Slot
 
 log = logging.getLogger("redpool.workers")
 _PR_SET_PDEATHSIG = 1
+EXIT_NO_START = 3
 
 
 class Child:
@@ -119,7 +121,11 @@ def child_main(
     """Entry point of a forked child (signals arrive blocked; unblocked once handled)."""
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides; see supervisor.py
-    child = Child(settings, registry, worker_id, index, slot)
+    try:
+        child = Child(settings, registry, worker_id, index, slot)
+    except RedpoolError as exc:  # Redis unreachable for the whole wait: one line, not a trace
+        log.error("child %d cannot start: %s", index, exc)
+        os._exit(EXIT_NO_START)
     # Everything alive now (modules, the registry) lives as long as the child: keep it out
     # of the cyclic GC's full collections, which otherwise rescan it every few batches and
     # cost about a third of the per-task time on tiny tasks (measured: 7.3 -> 4.4 us/task).
