@@ -234,6 +234,24 @@ def run_mp_pool(fn: Any, n: int, arg: int, chunksize: int) -> Row:
     return Row(f"Pool.imap_unordered chunksize={chunksize}", platform.python_version(), n, seconds)
 
 
+def run_bare(n: int, arg: int) -> Row:
+    """CORES forked processes splitting n tasks, no queue at all: this machine's ceiling."""
+    started = time.perf_counter()
+    pids = []
+    for core in range(CORES):
+        pid = os.fork()
+        if pid == 0:
+            for _ in range(n // CORES + (core < n % CORES)):
+                burn(arg)
+            os._exit(0)
+        pids.append(pid)
+    for pid in pids:
+        os.waitpid(pid, 0)
+    return Row(
+        f"{CORES} bare processes, no queue (the ceiling)", "-", n, time.perf_counter() - started
+    )
+
+
 PEERS = {  # system: (label, distribution, N for (a))
     "rq-pool": ("RQ worker-pool -n 2", "rq", 500),
     "rq-simple": ("RQ 2 x SimpleWorker", "rq", 1000),
@@ -329,6 +347,7 @@ def main() -> None:
         # (b) is short and this machine is noisy: the median of three runs each
         b.append(median([run_redpool(url, f"b{i}", "burn", n_b, burn_n) for i in range(3)]))
         b.append(median([run_mp_pool(burn, n_b, burn_n, 1) for _ in range(3)]))
+        b.append(median([run_bare(n_b, burn_n) for _ in range(3)]))
         if not opts.no_peers:
             for system, (_label, _dist, n_peer) in PEERS.items():
                 print(f"peer {system} ...", file=sys.stderr)

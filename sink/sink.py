@@ -9,6 +9,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import redis
 
@@ -17,7 +18,7 @@ from redpool.envelope import ResultEnvelope, parse_result
 from redpool.errors import SinkLeaseLost
 from redpool.keys import Keys
 from redpool.scripts import Scripts
-from redpool.state import snapshot
+from redpool.state import CLOSED
 
 log = logging.getLogger("redpool.sink")
 
@@ -71,6 +72,7 @@ class Sink:
         self._outage = Outage(log)
         self.id = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         self._renewed = 0.0
+        self._submitted = self._drained = 0  # as last read from Redis, plus our own acks
 
     def run(self, follow: bool = False) -> Summary:
         """Drain until the stream is closed and every submitted task has its result.
@@ -145,8 +147,24 @@ class Sink:
             self.flush()  # written before acknowledged: a crash re-delivers, never drops
         args = [len(held), held[0], counted]
         self._outage.call(self._scripts.ack, keys=[self.keys.sinking, self.keys.stats], args=args)
+        self._drained += counted
         return len(held)
 
     def _complete(self) -> bool:
-        state = self._outage.call(snapshot, self.client, self.keys)
-        return state.closed and state.drained >= state.submitted and state.results == 0
+        """Asked whenever the results list is empty, so it asks Redis only when it could be
+        true: while fewer results were drained than were last seen submitted, it cannot be.
+        (Asking every time cost ~4% of a core on a run of 10 ms tasks.)"""
+        if self._drained < self._submitted:
+            return False
+        producers, (submitted, drained), results = self._outage.call(self._read_progress)
+        self._submitted, self._drained = int(submitted or 0), int(drained or 0)
+        closed = bool(producers) and all(p == CLOSED for p in producers)
+        return closed and self._drained >= self._submitted and results == 0
+
+    def _read_progress(self) -> list[Any]:
+        """One transaction, built afresh on every try (a failed pipeline forgets its commands)."""
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hvals(self.keys.producers)
+        pipe.hmget(self.keys.stats, ["submitted", "drained"])
+        pipe.llen(self.keys.results)
+        return pipe.execute()

@@ -9,6 +9,7 @@ import orjson
 import redis
 
 from tests.procs import (
+    ROOT,
     Host,
     all_keys_in_prefix,
     assert_exactly_once,
@@ -237,3 +238,40 @@ def test_compose_file_is_valid(tmp_path: Path) -> None:
     for service in ("redis:", "producer:", "workers:", "sink:"):
         assert service in config
     assert "appendonly" in config
+
+
+def test_demo_falls_back_to_fakeredis_without_redis_server(tmp_path: Path) -> None:
+    """On a machine without redis-server, ``redpool run`` serves fakeredis over TCP."""
+    import os
+    import sys
+
+    numbers = tmp_path / "n.jsonl"
+    numbers.write_text("".join(f"{n}\n" for n in range(2, 202)))
+    out = tmp_path / "f.jsonl"
+    env = dict(os.environ, PATH=os.path.dirname(sys.executable), PYTHONPATH=str(ROOT))
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "redpool",
+            "run",
+            "--tasks",
+            "examples.factor",
+            "--task",
+            "factorise",
+            "--input",
+            str(numbers),
+            "--output",
+            str(out),
+            "--processes",
+            "2",
+        ],
+        capture_output=True,
+        cwd=ROOT,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    results = read_results(out)
+    assert sorted(r["value"] for r in results)[:3] == [[2], [2, 2], [2, 2, 2]]  # type: ignore[type-var]
+    assert len(results) == 200
