@@ -18,7 +18,7 @@ from redpool.envelope import encode_task
 from redpool.errors import ConfigError, StreamClosed
 from redpool.keys import Keys
 from redpool.registry import Task
-from redpool.scripts import Scripts
+from redpool.scripts import MAX_BATCH, Scripts
 
 log = logging.getLogger("redpool.producer")
 
@@ -41,8 +41,8 @@ class Producer:
         batch_size: int = 500,
         wait: float = 10.0,
     ) -> None:
-        if batch_size < 1 or (max_backlog is not None and max_backlog < 1):
-            raise ConfigError("batch_size and max_backlog must be at least 1")
+        if not 1 <= batch_size <= MAX_BATCH or (max_backlog is not None and max_backlog < 1):
+            raise ConfigError(f"batch_size must be 1..{MAX_BATCH} and max_backlog at least 1")
         if isinstance(redis_url, redis.Redis):
             self.client = redis_url
         else:

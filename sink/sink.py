@@ -15,9 +15,9 @@ import redis
 
 from redpool.connection import DEFAULT_URL, Outage, RedisSettings, connect
 from redpool.envelope import ResultEnvelope, parse_result
-from redpool.errors import SinkLeaseLost
+from redpool.errors import ConfigError, SinkLeaseLost
 from redpool.keys import Keys
-from redpool.scripts import Scripts
+from redpool.scripts import MAX_BATCH, Scripts
 from redpool.state import CLOSED
 
 log = logging.getLogger("redpool.sink")
@@ -64,6 +64,8 @@ class Sink:
         self.keys = Keys(pipeline)
         self.handler = handler or (lambda _result: None)
         self.flush = flush
+        if not 1 <= batch_size <= MAX_BATCH:
+            raise ConfigError(f"batch_size must be 1..{MAX_BATCH}")
         self.batch_size = batch_size
         self.block_seconds = block_seconds
         self.summary = Summary()

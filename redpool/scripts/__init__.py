@@ -13,6 +13,9 @@ from importlib import resources
 import redis
 from redis.commands.core import Script
 
+MAX_BATCH = 5000
+"""Most items one script call moves: Lua's unpack() fails somewhere under 8,000 values."""
+
 _NAMES = ("take", "commit", "ack", "push", "promote", "heartbeat", "forget", "lease")
 
 

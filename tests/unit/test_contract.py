@@ -199,3 +199,27 @@ def test_one_sink_per_pipeline(any_redis: redis.Redis, pipeline: str) -> None:
     assert second.run().total == 0  # never got the lease, drained nothing
     assert first.run().total == 1  # runs to completion and gives the lease up
     assert second._try_lease()
+
+
+def test_largest_batches_fit_through_the_scripts(any_redis: redis.Redis, pipeline: str) -> None:
+    """MAX_BATCH items pass through push, take and commit (Lua's unpack has a limit)."""
+    from redpool.errors import ConfigError
+    from redpool.scripts import MAX_BATCH
+
+    with Producer(any_redis, pipeline, batch_size=MAX_BATCH) as p:
+        p.map("echo", range(MAX_BATCH))
+    settings = WorkerSettings(
+        pipeline=pipeline,
+        processes=1,
+        max_batch=MAX_BATCH,
+        batch_seconds=1000.0,
+        block_seconds=0.01,
+    )
+    c = Child(settings, REG, "big", 0, Slot(), client=any_redis)
+    c.batch = MAX_BATCH
+    assert c.tick() == MAX_BATCH
+    got: list[object] = []
+    Sink(any_redis, pipeline, got.append, batch_size=MAX_BATCH, block_seconds=0.01).run()
+    assert len(got) == MAX_BATCH
+    with pytest.raises(ConfigError):
+        Producer(any_redis, pipeline, batch_size=MAX_BATCH + 1)
