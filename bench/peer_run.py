@@ -2,6 +2,8 @@
 
 usage: python bench/peer_run.py SYSTEM WORKLOAD N ARG PORT
 SYSTEM: rq-pool | rq-simple | celery | dramatiq;  WORKLOAD: noop | burn.
+Prints the seconds, and the sum of what the tasks returned (for burn: the seconds each took
+inside its worker, the work content at the speed the machine had during the run).
 Each peer gets 2 worker processes on a redis-server at 127.0.0.1:PORT that it may flush.
 Its workers are warmed up with one task first; the clock runs from the first enqueue until
 every result was read back (RQ: counted in its finished registry, as the peers' own
@@ -51,7 +53,7 @@ def stop(procs: list[subprocess.Popen[bytes]]) -> None:
             os.killpg(p.pid, signal.SIGKILL)
 
 
-def run_rq() -> float:
+def run_rq() -> tuple[float, float]:
     import rq_jobs
     from redis import Redis
     from rq import Queue
@@ -72,15 +74,16 @@ def run_rq() -> float:
         while registry.count < 1:
             time.sleep(0.01)
         t = time.perf_counter()
-        q.enqueue_many([Queue.prepare_data(fn, (ARG,)) for _ in range(N)])
+        jobs = q.enqueue_many([Queue.prepare_data(fn, (ARG,)) for _ in range(N)])
         while registry.count < N + 1:
             time.sleep(0.01)
-        return time.perf_counter() - t
+        seconds = time.perf_counter() - t
+        return seconds, sum(job.return_value() or 0 for job in jobs)
     finally:
         stop(procs)
 
 
-def run_celery() -> float:
+def run_celery() -> tuple[float, float]:
     import celery_app
     import redis
 
@@ -93,14 +96,13 @@ def run_celery() -> float:
         fn.delay(0).get(timeout=120)
         t = time.perf_counter()
         results = [fn.delay(ARG) for _ in range(N)]
-        for res in results:
-            res.get(timeout=600)
-        return time.perf_counter() - t
+        values = [res.get(timeout=600) for res in results]
+        return time.perf_counter() - t, sum(values)
     finally:
         stop(procs)
 
 
-def run_dramatiq() -> float:
+def run_dramatiq() -> tuple[float, float]:
     import dramatiq_app
     import redis
 
@@ -111,12 +113,12 @@ def run_dramatiq() -> float:
         fn.send(0).get_result(block=True, timeout=120_000)
         t = time.perf_counter()
         messages = [fn.send(ARG) for _ in range(N)]
-        for m in messages:
-            m.get_result(block=True, timeout=600_000)
-        return time.perf_counter() - t
+        values = [m.get_result(block=True, timeout=600_000) for m in messages]
+        return time.perf_counter() - t, sum(values)
     finally:
         stop(procs)
 
 
 RUNNERS = {"rq-pool": run_rq, "rq-simple": run_rq, "celery": run_celery, "dramatiq": run_dramatiq}
-print(json.dumps({"seconds": RUNNERS[SYSTEM]()}))
+seconds, work = RUNNERS[SYSTEM]()
+print(json.dumps({"seconds": seconds, "work": work}))

@@ -1,7 +1,7 @@
 """A redpool producer or sink as its own process, started ahead and released by "go".
 
 usage: python bench/roles.py produce URL PIPELINE TASK N ARG MAX_BACKLOG (0: none)
-       python bench/roles.py sink URL PIPELINE
+       python bench/roles.py sink URL PIPELINE [sum]   (sum: add up the task values)
 Each reads one line from stdin before it starts its clock-relevant work, then prints JSON:
 the wall-clock time it finished (time.time(), comparable across processes), and its own
 peak RSS in MB.
@@ -40,13 +40,20 @@ def main() -> None:
             producer.map(task, repeat(arg, n))
         print(json.dumps({"done": time.time(), "rss_mb": peak_mb(), "cpu": cpu_seconds() - cpu}))
     else:
+        import orjson
+
+        from redpool.envelope import ResultEnvelope
         from sink import Sink
 
         count = 0
+        work = 0.0
+        sum_values = len(sys.argv) > 4 and sys.argv[4] == "sum"
 
-        def handle(_result: object) -> None:
-            nonlocal count
+        def handle(result: ResultEnvelope) -> None:
+            nonlocal count, work
             count += 1
+            if sum_values:
+                work += orjson.loads(result.raw)["value"]
 
         sink = Sink(url, pipeline, handle)
         gc.freeze()
@@ -59,6 +66,7 @@ def main() -> None:
                     "done": time.time(),
                     "count": count,
                     "rss_mb": peak_mb(),
+                    "work": work,
                     "cpu": cpu_seconds() - cpu,
                 }
             )

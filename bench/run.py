@@ -157,7 +157,7 @@ def run_redpool(url: str, pipeline: str, task: str, n: int, arg: int, max_backlo
         )
         for args in (
             ["produce", url, pipeline, task, str(n), str(arg), str(max_backlog)],
-            ["sink", url, pipeline],
+            ["sink", url, pipeline, "sum" if task == "burn" else ""],
         )
     ]
     memory = MemorySampler(client)
@@ -182,6 +182,7 @@ def run_redpool(url: str, pipeline: str, task: str, n: int, arg: int, max_backlo
     assert sunk["count"] == n, sunk
     supervisor, child = pool.peak_rss()
     row.extra = {
+        "work": sunk["work"],
         "rss": {
             "producer": produced["rss_mb"],
             "supervisor": supervisor,
@@ -228,28 +229,36 @@ def run_mp_pool(fn: Any, n: int, arg: int, chunksize: int) -> Row:
     with multiprocessing.get_context("fork").Pool(CORES) as pool:
         pool.map(noop, range(CORES * 2))  # warm
         t = time.perf_counter()
-        for _ in pool.imap_unordered(fn, repeat(arg, n), chunksize=chunksize):
-            pass
+        work = sum(pool.imap_unordered(fn, repeat(arg, n), chunksize=chunksize))
         seconds = time.perf_counter() - t
-    return Row(f"Pool.imap_unordered chunksize={chunksize}", platform.python_version(), n, seconds)
+    row = Row(f"Pool.imap_unordered chunksize={chunksize}", platform.python_version(), n, seconds)
+    row.extra["work"] = work
+    return row
 
 
 def run_bare(n: int, arg: int) -> Row:
     """CORES forked processes splitting n tasks, no queue at all: this machine's ceiling."""
     started = time.perf_counter()
-    pids = []
+    readers = []
     for core in range(CORES):
-        pid = os.fork()
-        if pid == 0:
-            for _ in range(n // CORES + (core < n % CORES)):
-                burn(arg)
+        read, write = os.pipe()
+        if os.fork() == 0:
+            work = sum(burn(arg) for _ in range(n // CORES + (core < n % CORES)))
+            os.write(write, repr(work).encode())
             os._exit(0)
-        pids.append(pid)
-    for pid in pids:
-        os.waitpid(pid, 0)
-    return Row(
+        os.close(write)
+        readers.append(read)
+    work = 0.0
+    for read in readers:
+        with os.fdopen(read, "rb") as pipe:
+            work += float(pipe.read())
+    for _ in readers:
+        os.wait()
+    row = Row(
         f"{CORES} bare processes, no queue (the ceiling)", "-", n, time.perf_counter() - started
     )
+    row.extra["work"] = work
+    return row
 
 
 PEERS = {  # system: (label, distribution, N for (a))
@@ -283,8 +292,10 @@ def run_peer(
     if done.returncode != 0:
         print(f"  {label}: failed: {done.stderr.decode()[-300:]}", file=sys.stderr)
         return None
-    seconds = json.loads(done.stdout)["seconds"]
-    return Row(label, version(dist), n, seconds, (redis_cpu(client) - cpu) / n * 1e6)
+    out = json.loads(done.stdout)
+    row = Row(label, version(dist), n, out["seconds"], (redis_cpu(client) - cpu) / n * 1e6)
+    row.extra["work"] = out["work"]
+    return row
 
 
 # -- the run ---------------------------------------------------------------------------------
@@ -293,29 +304,40 @@ BACKLOG = 100_000
 """(c) runs with max_backlog, the setting that keeps Redis memory flat as N grows."""
 
 
-def median(rows: list[Row]) -> Row:
-    row = sorted(rows, key=lambda r: r.seconds)[len(rows) // 2]
+def efficiency(row: Row) -> float:
+    """Ideal all-core time for the row's tasks, over the wall time it took.
+
+    The ideal is the sum of the times the tasks themselves measured where they ran (burn
+    returns it), so a VM that runs slower or faster during the run does not skew it."""
+    return float(row.extra["work"] / CORES / row.seconds)
+
+
+def median(rows: list[Row], by_efficiency: bool = False) -> Row:
+    key = efficiency if by_efficiency else (lambda r: -r.seconds)
+    row = sorted(rows, key=key)[len(rows) // 2]
     row.extra["runs"] = len(rows)
     return row
 
 
 def calibrate(target: float = 0.010) -> tuple[int, float]:
-    """Iterations of ``burn`` that take ~target seconds here, and the measured time."""
-    n = 20_000
-    while True:
-        t = time.perf_counter()
-        burn(n)
-        dt = time.perf_counter() - t
-        if dt > target / 4:
-            n = int(n * target / dt)
+    """Iterations of ``burn`` that take ~target seconds here, and the measured median.
+
+    Re-measured until the median of several calls lands within 5 % of the target: one
+    timing taken while the VM was descheduled would otherwise skew every (b) figure.
+    """
+    n = 100_000
+    median_s = 0.0
+    for _ in range(20):
+        times = []
+        for _ in range(7):
+            t = time.perf_counter()
+            burn(n)
+            times.append(time.perf_counter() - t)
+        median_s = statistics.median(times)
+        if abs(median_s - target) < 0.05 * target:
             break
-        n *= 2
-    times = []
-    for _ in range(30):
-        t = time.perf_counter()
-        burn(n)
-        times.append(time.perf_counter() - t)
-    return n, statistics.median(times)
+        n = max(1000, int(n * target / median_s))
+    return n, median_s
 
 
 def main() -> None:
@@ -340,14 +362,17 @@ def main() -> None:
         a: list[Row] = []
         b: list[Row] = []
         print("(a) no-op ...", file=sys.stderr)
-        a.append(run_redpool(url, "a", "noop", n_a, 0))
-        a.append(run_mp_pool(noop, n_a, 0, 1))
-        a.append(run_mp_pool(noop, n_a, 0, 100))
+        # short runs on a noisy machine: the median of three for the fast systems
+        a.append(median([run_redpool(url, f"a{i}", "noop", n_a, 0) for i in range(3)]))
+        a.append(median([run_mp_pool(noop, n_a, 0, 1) for _ in range(3)]))
+        a.append(median([run_mp_pool(noop, n_a, 0, 100) for _ in range(3)]))
         print("(b) cpu-bound ...", file=sys.stderr)
-        # (b) is short and this machine is noisy: the median of three runs each
-        b.append(median([run_redpool(url, f"b{i}", "burn", n_b, burn_n) for i in range(3)]))
-        b.append(median([run_mp_pool(burn, n_b, burn_n, 1) for _ in range(3)]))
-        b.append(median([run_bare(n_b, burn_n) for _ in range(3)]))
+        b_runs: dict[str, list[Row]] = {"redpool": [], "pool": [], "bare": []}
+        for i in range(3):  # interleaved, so drift hits every system alike; medians reported
+            b_runs["redpool"].append(run_redpool(url, f"b{i}", "burn", n_b, burn_n))
+            b_runs["pool"].append(run_mp_pool(burn, n_b, burn_n, 1))
+            b_runs["bare"].append(run_bare(n_b, burn_n))
+        b += [median(runs, by_efficiency=True) for runs in b_runs.values()]
         if not opts.no_peers:
             for system, (_label, _dist, n_peer) in PEERS.items():
                 print(f"peer {system} ...", file=sys.stderr)
@@ -374,12 +399,13 @@ def report(
         f"{time.strftime('%Y-%m-%d')}\n"
     )
     print("(a) no-op tasks, end to end\n")
-    print("| system | version | N | tasks/s | redpool is x faster | Redis CPU µs/task |")
-    print("|---|---|---:|---:|---:|---:|")
+    print("| system | version | N | runs | tasks/s | redpool is x faster | Redis CPU µs/task |")
+    print("|---|---|---:|---:|---:|---:|---:|")
     for r in a:
         cpu = f"{r.redis_us:.1f}" if r.redis_us is not None else "-"
         print(
-            f"| {r.system} | {r.version} | {r.n:,} | {r.rate:,.0f} | {ours / r.rate:,.2f} | {cpu} |"
+            f"| {r.system} | {r.version} | {r.n:,} | {r.extra.get('runs', 1)} | {r.rate:,.0f} "
+            f"| {ours / r.rate:,.2f} | {cpu} |"
         )
     print(
         f"\n(b) CPU-bound tasks of {burn_s * 1000:.1f} ms, efficiency = ideal {CORES}-core "
@@ -388,9 +414,8 @@ def report(
     print("| system | N | runs | wall s | efficiency |")
     print("|---|---:|---:|---:|---:|")
     for r in b:
-        ideal = r.n * burn_s / CORES
         runs = r.extra.get("runs", 1)
-        print(f"| {r.system} | {r.n:,} | {runs} | {r.seconds:.2f} | {ideal / r.seconds:.3f} |")
+        print(f"| {r.system} | {r.n:,} | {runs} | {r.seconds:.2f} | {efficiency(r):.3f} |")
     print(
         f"\n(c) redpool at scale: no-op tasks, max_backlog={BACKLOG:,}; peak RSS per role and "
         "peak Redis used_memory (MB)\n"

@@ -23,8 +23,10 @@ class WorkerSettings:
     """After a timeout, seconds a task gets to unwind before its process is killed."""
     max_tasks_per_child: int | None = None
     max_batch: int = 1000
-    batch_seconds: float = 0.02
-    """A child's batch is sized to take about this long: large for tiny tasks, one for long."""
+    batch_seconds: float = 0.05
+    """A child's batch is sized to take about this long: large for tiny tasks, one for long.
+    Measured on 10 ms tasks: 20 ms gave 0.93 of the ideal speed-up, 50 ms 0.96 (fewer commits,
+    fewer sink wake-ups), at the cost of at most one batch of idling at the end of a run."""
     max_payload: int = MAX_PAYLOAD
     block_seconds: float = 0.5
     """How long an idle child blocks on an empty queue before it looks at its stop flag."""
