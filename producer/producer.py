@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
-import secrets
-import socket
 import time
 from collections.abc import Iterable, Iterator
 from itertools import islice
@@ -13,10 +10,10 @@ from typing import Any
 
 import redis
 
-from redpool.connection import DEFAULT_URL, Outage, RedisSettings, connect
+from redpool.connection import Outage, client_for
 from redpool.envelope import encode_task
 from redpool.errors import ConfigError, StreamClosed
-from redpool.keys import Keys
+from redpool.keys import Keys, instance_id
 from redpool.registry import Task
 from redpool.scripts import MAX_BATCH, Scripts
 
@@ -43,14 +40,11 @@ class Producer:
     ) -> None:
         if not 1 <= batch_size <= MAX_BATCH or (max_backlog is not None and max_backlog < 1):
             raise ConfigError(f"batch_size must be 1..{MAX_BATCH} and max_backlog at least 1")
-        if isinstance(redis_url, redis.Redis):
-            self.client = redis_url
-        else:
-            self.client = connect(RedisSettings(redis_url or DEFAULT_URL, wait=wait))
+        self.client = client_for(redis_url, wait)
         self.keys = Keys(pipeline)
         self.max_backlog = max_backlog
         self.batch_size = min(batch_size, max_backlog or batch_size)
-        self.id = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+        self.id = instance_id()
         self.submitted = 0
         self._batch = 0
         self._closed = False

@@ -72,6 +72,13 @@ def connect(settings: RedisSettings) -> redis.Redis:
             delay = min(delay * 2, 1.0)
 
 
+def client_for(target: redis.Redis | str | None, wait: float = 10.0) -> redis.Redis:
+    """The API's first argument: a client to use as it is, or a URL to connect to."""
+    if isinstance(target, str | None):
+        return connect(RedisSettings(target or DEFAULT_URL, wait=wait))
+    return target
+
+
 def _safe(url: str) -> str:
     """The URL without its password, for messages."""
     if "@" not in url:

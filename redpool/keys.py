@@ -7,7 +7,10 @@ table mirrors this module; change both together, and only through an issue.
 
 from __future__ import annotations
 
+import os
 import re
+import secrets
+import socket
 from dataclasses import dataclass, field
 
 from redpool.errors import ConfigError
@@ -20,6 +23,12 @@ def check_pipeline_name(name: str) -> str:
     if not _NAME.match(name):
         raise ConfigError(f"bad pipeline name {name!r}: use 1-100 letters, digits, '_', '-' or '.'")
     return name
+
+
+def instance_id() -> str:
+    """Who a producer, sink or worker host is: ``host-pid-random``; readable in redis-cli and
+    unique even when a pid is reused. Worker host ids appear inside inflight key names."""
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
 @dataclass(frozen=True)

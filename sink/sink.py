@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
-import secrets
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,10 +10,10 @@ from typing import Any
 
 import redis
 
-from redpool.connection import DEFAULT_URL, Outage, RedisSettings, connect
+from redpool.connection import Outage, client_for
 from redpool.envelope import ResultEnvelope, parse_result
 from redpool.errors import ConfigError, SinkLeaseLost
-from redpool.keys import Keys
+from redpool.keys import Keys, instance_id
 from redpool.scripts import MAX_BATCH, Scripts
 from redpool.state import CLOSED
 
@@ -57,10 +54,7 @@ class Sink:
         wait: float = 10.0,
         block_seconds: float = 0.5,
     ) -> None:
-        if isinstance(redis_url, redis.Redis):
-            self.client = redis_url
-        else:
-            self.client = connect(RedisSettings(redis_url or DEFAULT_URL, wait=wait))
+        self.client = client_for(redis_url, wait)
         self.keys = Keys(pipeline)
         self.handler = handler or (lambda _result: None)
         self.flush = flush
@@ -72,7 +66,7 @@ class Sink:
         self.stopping = False
         self._scripts = Scripts.register(self.client)
         self._outage = Outage(log)
-        self.id = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+        self.id = instance_id()
         self._renewed = 0.0
         self._submitted = self._drained = 0  # as last read from Redis, plus our own acks
 

@@ -41,12 +41,23 @@ def redpool(
 class Host:
     """``redpool worker`` as its own process group: one "host" we can kill whole."""
 
-    def __init__(self, url: str, pipeline: str, *extra: str, log: Path, processes: int = 2) -> None:
+    def __init__(
+        self,
+        url: str,
+        pipeline: str,
+        *extra: str,
+        log: Path,
+        processes: int = 2,
+        prefix: tuple[str, ...] = (),
+    ) -> None:
+        """``prefix`` runs it under another command: with ``ip netns exec NS`` it is a host
+        on a network of its own."""
         self.log = log
         self.waited = False
         self._out = open(log, "ab")  # noqa: SIM115 - closed in wait()/kill()
         self.proc = subprocess.Popen(
             [
+                *prefix,
                 sys.executable,
                 "-m",
                 "workers",

@@ -9,7 +9,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -17,14 +16,9 @@ from pathlib import Path
 import pytest
 import redis
 
+from redpool.embedded import free_port
+
 REQUIRED = os.environ.get("REDPOOL_REQUIRE_REDIS") == "1" or os.environ.get("CI") == "true"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def require_redis_server() -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
-import secrets
 import signal
 import socket
 import time
@@ -20,7 +19,7 @@ from typing import cast
 from redpool import codec
 from redpool.connection import Outage, connect
 from redpool.errors import Aborted
-from redpool.keys import Keys
+from redpool.keys import Keys, instance_id
 from redpool.registry import Registry
 from redpool.scripts import Scripts
 from redpool.state import snapshot
@@ -41,7 +40,7 @@ class Supervisor:
         self.keys = Keys(settings.pipeline)
         self.client = connect(settings.redis)
         self.scripts = Scripts.register(self.client)
-        self.id = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
+        self.id = instance_id()
         self.slots = SlotTable(settings.processes)
         self.procs: list[BaseProcess | None] = [None] * settings.processes
         self.alarmed: list[float] = [0.0] * settings.processes

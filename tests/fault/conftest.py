@@ -90,6 +90,17 @@ class Run:
         # an outage to ride out rather than "Redis unreachable at start".
         wait_for(lambda: bool(self.client.exists(self.key("sink"))), what="the sink to start")
 
+    def clean_up(self) -> None:
+        """Whatever the test did, leave no host or sink running."""
+        for h in self.hosts:
+            if h.proc.poll() is None:
+                h.kill_host()
+        if self.sink is not None:
+            if self.sink.poll() is None:
+                self.sink.kill()
+                self.sink.wait()
+            self.sink_err.close()
+
     def results(self) -> list[dict[str, object]]:
         return read_results(self.out) if self.out.exists() else []
 
@@ -136,11 +147,4 @@ class Run:
 def run(server: RedisServer, tmp_path: Path) -> Iterator[Run]:
     r = Run(server, tmp_path)
     yield r
-    for h in r.hosts:
-        if h.proc.poll() is None:  # a failed test must not leave a host running
-            h.kill_host()
-    if r.sink is not None:
-        if r.sink.poll() is None:
-            r.sink.kill()
-            r.sink.wait()
-        r.sink_err.close()
+    r.clean_up()

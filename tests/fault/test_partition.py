@@ -11,14 +11,13 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.fault.conftest import LEASE, PIPELINE, Run
-from tests.procs import ROOT, Host, env, wait_for
+from tests.procs import Host, wait_for
 from tests.redis_server import REQUIRED, RedisServer
 
 pytestmark = pytest.mark.slow
@@ -54,41 +53,6 @@ def netns() -> Iterator[tuple[str, str]]:
         subprocess.run(["ip", "netns", "del", ns], capture_output=True)
 
 
-class NamespacedHost(Host):
-    """``redpool worker`` run inside a network namespace: another machine on the network."""
-
-    def __init__(self, ns: str, url: str, log: Path) -> None:
-        self.log = log
-        self.waited = False
-        self._out = open(log, "ab")  # noqa: SIM115 - closed in wait()
-        self.proc = subprocess.Popen(
-            [
-                "ip",
-                "netns",
-                "exec",
-                ns,
-                sys.executable,
-                "-m",
-                "workers",
-                "--redis",
-                url,
-                "--pipeline",
-                PIPELINE,
-                "--tasks",
-                "tests.jobs",
-                "--processes",
-                "2",
-                "--lease",
-                LEASE,
-            ],
-            cwd=ROOT,
-            env=env(),
-            stdout=self._out,
-            stderr=self._out,
-            start_new_session=True,
-        )
-
-
 def test_partitioned_host_is_reaped_and_its_late_result_dropped(
     netns: tuple[str, str], tmp_path: Path
 ) -> None:
@@ -97,7 +61,14 @@ def test_partitioned_host_is_reaped_and_its_late_result_dropped(
     server.start()
     run = Run(server, tmp_path)
     try:
-        remote = NamespacedHost(ns, f"redis://{SUBNET}.1:{server.port}/0", tmp_path / "remote.log")
+        remote = Host(
+            f"redis://{SUBNET}.1:{server.port}/0",
+            PIPELINE,
+            "--lease",
+            LEASE,
+            log=tmp_path / "remote.log",
+            prefix=("ip", "netns", "exec", ns),
+        )
         run.hosts.append(remote)
         run.start_sink()
         release = tmp_path / "release"
@@ -125,10 +96,5 @@ def test_partitioned_host_is_reaped_and_its_late_result_dropped(
         assert results[gate_id]["attempts"] == 1
         assert str(results[gate_id]["worker"]).startswith(local_id + ":")
     finally:
-        for h in run.hosts:
-            if h.proc.poll() is None:
-                h.kill_host()
-        if run.sink is not None and run.sink.poll() is None:
-            run.sink.kill()
-            run.sink.wait()
+        run.clean_up()
         server.kill()
