@@ -36,7 +36,7 @@ def print_status(client: redis.Redis, keys: Keys, as_json: bool) -> None:
         click.echo(f"  {label:<18} {d[key]:>12,}")
     click.echo(f"workers: {len(state.workers)}")
     for w in state.workers:
-        health = (
+        health = f"last heartbeat {w.heartbeat_age:.1f} s ago, " + (
             f"lease {w.lease_left:.1f} s left"
             if w.lease_left >= 0
             else f"presumed dead {-w.lease_left:.1f} s ago"

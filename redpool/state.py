@@ -27,6 +27,8 @@ class WorkerInfo:
     processes: int
     lease_left: float
     """Seconds until its lease runs out; negative once it is presumed dead."""
+    heartbeat_age: float
+    """Seconds since its last heartbeat."""
 
 
 @dataclass(frozen=True)
@@ -132,6 +134,9 @@ def snapshot(client: redis.Redis, keys: Keys) -> Snapshot:
                 pid=int(info.get("pid", 0)),
                 processes=int(info.get("processes", 0)),
                 lease_left=round((expiry.get(wid, now_ms) - now_ms) / 1000, 1),
+                heartbeat_age=round(
+                    float(info.get("lease", 0)) - (expiry.get(wid, now_ms) - now_ms) / 1000, 1
+                ),
             )
             for wid, info in sorted(workers.items())
         ],

@@ -219,6 +219,7 @@ class Supervisor:
                 "host": socket.gethostname(),
                 "pid": os.getpid(),
                 "processes": self.settings.processes,
+                "lease": self.settings.lease,
                 "children": [p.pid if p else None for p in self.procs],
                 "started": self._started,
             }

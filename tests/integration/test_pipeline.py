@@ -16,6 +16,7 @@ from tests.procs import (
     assert_nothing_left,
     read_results,
     redpool,
+    wait_for,
 )
 from tests.redis_server import RedisServer
 
@@ -133,13 +134,29 @@ def test_garbage_unknown_tasks_and_bad_arguments_go_to_the_dead_list(
     assert b"2 dead letter(s) dropped" in purge.stdout
 
 
-def test_status_reports_the_pipeline(redis_server: RedisServer, pipeline: str) -> None:
+def test_status_reports_the_pipeline_and_its_workers(
+    redis_server: RedisServer, real_redis: redis.Redis, pipeline: str, tmp_path: Path
+) -> None:
     url = redis_server.url
     redpool("produce", "--redis", url, "--pipeline", pipeline, "--task", "echo", input=b"1\n2\n")
-    human = redpool("status", "--redis", url, "--pipeline", pipeline)
-    assert human.returncode == 0 and b"backlog" in human.stdout
     data = orjson.loads(redpool("status", "--redis", url, "--pipeline", pipeline, "--json").stdout)
     assert data["backlog"] == 2 and data["submitted"] == 2 and data["stream"] == "closed"
+    assert data["workers"] == []
+    host = Host(url, pipeline, log=tmp_path / "w.log")
+    wait_for(
+        lambda: int(real_redis.hget(f"redpool:{{{pipeline}}}:stats", "ok") or 0) == 2,
+        what="the two tasks to run",
+    )
+    data = orjson.loads(redpool("status", "--redis", url, "--pipeline", pipeline, "--json").stdout)
+    assert data["backlog"] == 0 and data["ok"] == 2 and data["results_waiting"] == 2
+    (worker,) = data["workers"]
+    assert worker["pid"] == host.proc.pid and worker["processes"] == 2
+    assert 0 <= worker["heartbeat_age"] <= 15  # the default lease
+    assert abs(worker["heartbeat_age"] + worker["lease_left"] - 15) < 0.2
+    human = redpool("status", "--redis", url, "--pipeline", pipeline)
+    assert human.returncode == 0 and b"last heartbeat" in human.stdout
+    host.signal(15)
+    assert host.wait() == 0
 
 
 def test_unreachable_redis_is_one_line_and_non_zero(tmp_path: Path) -> None:
