@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from functools import partial
 from pathlib import Path
 
 import orjson
@@ -292,3 +293,81 @@ def test_demo_falls_back_to_fakeredis_without_redis_server(tmp_path: Path) -> No
     results = read_results(out)
     assert sorted(r["value"] for r in results)[:3] == [[2], [2, 2], [2, 2, 2]]  # type: ignore[type-var]
     assert len(results) == 200
+
+
+def test_log_counting_example(tmp_path: Path) -> None:
+    """The second example: count matching lines in a folder of plain and gzipped logs."""
+    import gzip
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "a.log").write_text("ok\nERROR disk\nok\nERROR net\n")
+    with gzip.open(logs / "b.log.gz", "wt") as f:
+        f.write("ERROR x\n" * 7 + "fine\n" * 3)
+    lines = "".join(f'["{p}", "ERROR"]\n' for p in sorted(logs.iterdir()))
+    (tmp_path / "in.jsonl").write_text(lines)
+    out = tmp_path / "counts.jsonl"
+    done = redpool(
+        "run",
+        "--tasks",
+        "examples.logs",
+        "--task",
+        "count_matches",
+        "--input",
+        str(tmp_path / "in.jsonl"),
+        "--output",
+        str(out),
+        "--processes",
+        "2",
+    )
+    assert done.returncode == 0, done.stderr
+    counts = {Path(str(r["value"]["path"])).name: r["value"] for r in read_results(out)}  # type: ignore[index]
+    assert counts["a.log"] == {"path": str(logs / "a.log"), "lines": 4, "matches": 2}
+    assert counts["b.log.gz"]["matches"] == 7 and counts["b.log.gz"]["lines"] == 10  # type: ignore[index]
+
+
+def written(out: Path, count: int) -> bool:
+    return out.exists() and len(read_results(out)) >= count
+
+
+def test_sink_follow_drains_until_told_to_stop(
+    redis_server: RedisServer, pipeline: str, tmp_path: Path
+) -> None:
+    """--follow does not stop at the end of a stream; SIGTERM ends it cleanly."""
+    import signal
+    import sys
+
+    from tests.procs import env
+
+    url = redis_server.url
+    out = tmp_path / "r.jsonl"
+    sink = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sink",
+            "--redis",
+            url,
+            "--pipeline",
+            pipeline,
+            "--output",
+            str(out),
+            "--follow",
+        ],
+        cwd=ROOT,
+        env=env(),
+        stderr=subprocess.PIPE,
+    )
+    host = Host(url, pipeline, log=tmp_path / "w.log")
+    for batch, total in ((b"1\n2\n", 2), (b"3\n", 3)):  # two streams, one after the other
+        done = redpool(
+            "produce", "--redis", url, "--pipeline", pipeline, "--task", "echo", input=batch
+        )
+        assert done.returncode == 0
+        wait_for(partial(written, out, total), what="results to be written")
+    assert sink.poll() is None  # still following
+    sink.send_signal(signal.SIGTERM)
+    _, err = sink.communicate(timeout=30)
+    assert sink.returncode == 0 and b"3 result(s): 3 ok, 0 failed" in err
+    host.signal(signal.SIGTERM)
+    assert host.wait() == 0
