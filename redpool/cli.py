@@ -219,8 +219,10 @@ def run(
     """Producer, worker pool and sink on this machine; a private Redis unless --redis."""
     from redpool.demo import run_all
 
-    explicit = click.get_current_context().get_parameter_source("redis_url")
-    own_redis = explicit is click.core.ParameterSource.DEFAULT
+    # Only an explicit --redis: a REDIS_URL in the environment must not send the demo's
+    # writes to a shared Redis.
+    source = click.get_current_context().get_parameter_source("redis_url")
+    own_redis = source is not click.core.ParameterSource.COMMANDLINE
     settings = _setup(redis_url, wait, verbose)
     run_all(
         settings if not own_redis else None,
