@@ -1,6 +1,6 @@
 """A private redis-server for tests: free port, temp dir, can be stopped and restarted.
 
-Never port 6379: that server belongs to the machine, not to us.
+Never the machine's own Redis on the standard port: that one is not ours to stop or flush.
 """
 
 from __future__ import annotations
