@@ -12,6 +12,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 import redis
@@ -21,13 +22,19 @@ from redpool.embedded import free_port
 REQUIRED = os.environ.get("REDPOOL_REQUIRE_REDIS") == "1" or os.environ.get("CI") == "true"
 
 
+def unavailable(what: str) -> NoReturn:
+    """A tool a test needs is missing: skip locally, fail in CI (dramatiq: raise if CI else
+    skip), so a green CI run can never hide tests that did not run."""
+    if REQUIRED:
+        pytest.fail(f"{what}, and CI requires these tests to run")
+    pytest.skip(what)
+
+
 def require_redis_server() -> str:
-    """The redis-server binary; skips locally, fails in CI (dramatiq: raise if CI else skip)."""
+    """The redis-server binary."""
     exe = shutil.which("redis-server")
     if exe is None:
-        if REQUIRED:
-            pytest.fail("redis-server is not on PATH and CI requires the real-Redis tests")
-        pytest.skip("redis-server is not on PATH")
+        unavailable("redis-server is not on PATH")
     return exe
 
 
