@@ -176,6 +176,43 @@ def encode_dead(
     return codec.dumps(body)
 
 
+def failure(
+    env: TaskEnvelope, err: dict[str, str], reason: str, attempts: int, worker: str
+) -> tuple[bytes, bytes]:
+    """A task that failed for good: its error result and its dead letter, always together."""
+    result = encode_result(
+        env.id,
+        env.task,
+        ok=False,
+        err=err,
+        worker=worker,
+        attempts=attempts,
+        producer=env.producer,
+    )
+    letter = encode_dead(
+        env.raw,
+        reason,
+        task_id=env.id,
+        name=env.task,
+        err=err,
+        attempts=attempts,
+        worker=worker,
+    )
+    return result, letter
+
+
+def rejection(raw: bytes, reason: str, worker: str) -> tuple[bytes | None, bytes]:
+    """A payload that is not a task we can run: its dead letter, and an error result when it
+    has an id, so a submitted task that names an unknown task still completes the run."""
+    task_id, name, producer = salvage(raw)
+    letter = encode_dead(raw, reason, task_id=task_id, name=name, worker=worker)
+    if task_id is None:
+        return None, letter
+    err = error("PayloadError", reason)
+    result = encode_result(task_id, name or "", ok=False, err=err, worker=worker, producer=producer)
+    return result, letter
+
+
 @dataclass(slots=True)
 class ResultEnvelope:
     """What the sink reads back; ``raw`` is written out as it is (read-only, not frozen for

@@ -17,11 +17,11 @@ from typing import Any
 from redpool.envelope import (
     MAX_PAYLOAD,
     TaskEnvelope,
-    encode_dead,
     encode_result,
     error,
+    failure,
     parse_task,
-    salvage,
+    rejection,
     with_attempts,
 )
 from redpool.errors import PayloadError, TaskTimeout
@@ -164,44 +164,15 @@ class Executor:
         attempts: int | None = None,
     ) -> None:
         attempts = env.attempts + 1 if attempts is None else attempts
-        out.results.append(
-            encode_result(
-                env.id,
-                env.task,
-                ok=False,
-                err=err,
-                worker=self.worker,
-                attempts=attempts,
-                producer=env.producer,
-            )
-        )
-        out.dead.append(
-            encode_dead(
-                env.raw,
-                reason,
-                task_id=env.id,
-                name=env.task,
-                err=err,
-                attempts=attempts,
-                worker=self.worker,
-            )
-        )
+        result, letter = failure(env, err, reason, attempts, self.worker)
+        out.results.append(result)
+        out.dead.append(letter)
         out.failed += 1
 
     def _reject(self, raw: bytes, reason: str, out: Outcome) -> None:
         """Not a task we can run: dead-letter it, and answer it if it has an id."""
-        task_id, name, producer = salvage(raw)
-        err = error("PayloadError", reason)
-        if task_id is not None:
-            out.results.append(
-                encode_result(
-                    task_id,
-                    name or "",
-                    ok=False,
-                    err=err,
-                    worker=self.worker,
-                    producer=producer,
-                )
-            )
+        result, letter = rejection(raw, reason, self.worker)
+        if result is not None:
+            out.results.append(result)
             out.failed += 1
-        out.dead.append(encode_dead(raw, reason, task_id=task_id, name=name, worker=self.worker))
+        out.dead.append(letter)

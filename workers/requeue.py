@@ -14,11 +14,10 @@ from typing import cast
 import redis
 
 from redpool.envelope import (
-    encode_dead,
-    encode_result,
     error,
+    failure,
     parse_task,
-    salvage,
+    rejection,
     with_attempts,
 )
 from redpool.errors import PayloadError
@@ -87,15 +86,10 @@ def _sort(
             env = parse_task(raw)
         except PayloadError as exc:
             # Garbage that was running when the process died: nothing to retry.
-            task_id, name, producer = salvage(raw)
-            err = error("PayloadError", exc.reason)
-            dead.append(encode_dead(raw, exc.reason, task_id=task_id, name=name, worker=worker))
-            if task_id is not None:
-                results.append(
-                    encode_result(
-                        task_id, name or "", ok=False, err=err, worker=worker, producer=producer
-                    )
-                )
+            result, letter = rejection(raw, exc.reason, worker)
+            if result is not None:
+                results.append(result)
+            dead.append(letter)
             continue
         task = registry.get(env.task)
         limit = task.max_crash_attempts if task else CRASH_ATTEMPTS
@@ -105,26 +99,7 @@ def _sort(
             continue
         err = error(loss.error_type, loss.reason)
         reason = f"failed after {attempts} attempts: {loss.reason}"
-        results.append(
-            encode_result(
-                env.id,
-                env.task,
-                ok=False,
-                err=err,
-                worker=worker,
-                attempts=attempts,
-                producer=env.producer,
-            )
-        )
-        dead.append(
-            encode_dead(
-                raw,
-                reason,
-                task_id=env.id,
-                name=env.task,
-                err=err,
-                attempts=attempts,
-                worker=worker,
-            )
-        )
+        result, letter = failure(env, err, reason, attempts, worker)
+        results.append(result)
+        dead.append(letter)
     return back, results, dead
