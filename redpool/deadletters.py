@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import redis
+from redis.client import Pipeline
 
 from redpool import codec
 from redpool.envelope import parse_task, with_attempts
@@ -37,26 +38,26 @@ def retry_dead(client: redis.Redis, keys: Keys) -> RetryReport:
     """Every dead task goes back to the tasks list with a fresh attempt count.
 
     Submitted tasks count as submitted again, so a running sink waits for their new results.
-    Runs under WATCH so dead letters written meanwhile are neither lost nor sent twice.
+    Runs under WATCH (redis-py's transaction() retries it) so dead letters written meanwhile
+    are neither lost nor sent twice.
     """
-    with client.pipeline(transaction=True) as pipe:
-        while True:
-            try:
-                pipe.watch(keys.dead)  # type: ignore[no-untyped-call]
-                letters = cast(list[bytes], pipe.lrange(keys.dead, 0, -1))
-                again, kept, submitted = _sort(letters)
-                pipe.multi()
-                pipe.ltrim(keys.dead, len(letters), -1)
-                if again:
-                    pipe.rpush(keys.tasks, *again)
-                if kept:
-                    pipe.rpush(keys.dead, *kept)
-                if submitted:
-                    pipe.hincrby(keys.stats, "submitted", submitted)
-                pipe.execute()
-                return RetryReport(len(again), len(kept))
-            except redis.WatchError:
-                continue
+
+    def move(pipe: Pipeline) -> RetryReport:
+        letters = cast(list[bytes], pipe.lrange(keys.dead, 0, -1))
+        again, kept, submitted = _sort(letters)
+        pipe.multi()
+        pipe.ltrim(keys.dead, len(letters), -1)
+        if again:
+            pipe.rpush(keys.tasks, *again)
+        if kept:
+            pipe.rpush(keys.dead, *kept)
+        if submitted:
+            pipe.hincrby(keys.stats, "submitted", submitted)
+        return RetryReport(len(again), len(kept))
+
+    # redis-py types the callable as returning None even with value_from_callable=True
+    report = client.transaction(move, keys.dead, value_from_callable=True)  # type: ignore[arg-type]
+    return cast(RetryReport, report)
 
 
 def _sort(letters: list[bytes]) -> tuple[list[bytes], list[bytes], int]:

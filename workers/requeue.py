@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import cast
 
 import redis
+from redis.client import Pipeline
 
 from redpool.envelope import (
     error,
@@ -44,31 +45,30 @@ def return_tasks(
     client: redis.Redis, keys: Keys, inflight: str, loss: Loss, registry: Registry, worker: str
 ) -> int:
     """Move ``inflight`` back to the head of the tasks list; returns how many moved."""
-    with client.pipeline(transaction=True) as pipe:
-        while True:
-            try:
-                pipe.watch(inflight)  # type: ignore[no-untyped-call]
-                held = cast(list[bytes], pipe.lrange(inflight, 0, -1))
-                if not held:
-                    pipe.unwatch()
-                    return 0
-                back, results, dead = _sort(held, loss, registry, worker)
-                pipe.multi()
-                pipe.delete(inflight)
-                if back:
-                    pipe.lpush(keys.tasks, *reversed(back))
-                    pipe.hincrby(keys.stats, "requeued", len(back))
-                if results:
-                    pipe.rpush(keys.results, *results)
-                    pipe.hincrby(keys.stats, "failed", len(results))
-                if dead:
-                    pipe.rpush(keys.dead, *dead)
-                pipe.execute()
-            except redis.WatchError:
-                continue
-            if dead:
-                log.warning("%d task(s) dead after: %s", len(dead), loss.reason)
-            return len(held)
+
+    def move(pipe: Pipeline) -> tuple[int, int]:
+        held = cast(list[bytes], pipe.lrange(inflight, 0, -1))
+        back, results, dead = _sort(held, loss, registry, worker)
+        pipe.multi()
+        if not held:
+            return 0, 0  # an empty transaction: nothing to give back
+        pipe.delete(inflight)
+        if back:
+            pipe.lpush(keys.tasks, *reversed(back))
+            pipe.hincrby(keys.stats, "requeued", len(back))
+        if results:
+            pipe.rpush(keys.results, *results)
+            pipe.hincrby(keys.stats, "failed", len(results))
+        if dead:
+            pipe.rpush(keys.dead, *dead)
+        return len(held), len(dead)
+
+    # redis-py types the callable as returning None even with value_from_callable=True
+    outcome = client.transaction(move, inflight, value_from_callable=True)  # type: ignore[arg-type]
+    moved, dead = cast(tuple[int, int], outcome)
+    if dead:
+        log.warning("%d task(s) dead after: %s", dead, loss.reason)
+    return int(moved)
 
 
 def _sort(
