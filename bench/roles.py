@@ -29,10 +29,11 @@ def cpu_seconds() -> float:
 def main() -> None:
     role, url, pipeline = sys.argv[1:4]
     if role == "produce":
-        from producer import Producer
+        from redpool.producer import Producer, ProducerSettings
 
         task, n, arg, backlog = sys.argv[4], int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7])
-        producer = Producer(url, pipeline, batch_size=1000, max_backlog=backlog or None)
+        settings = ProducerSettings(batch_size=1000, max_backlog=backlog or None)
+        producer = Producer(url, pipeline, settings)
         gc.freeze()
         sys.stdin.readline()
         cpu = cpu_seconds()
@@ -43,7 +44,7 @@ def main() -> None:
         import orjson
 
         from redpool.envelope import ResultEnvelope
-        from sink import Sink
+        from redpool.sink import Sink
 
         count = 0
         work = 0.0

@@ -91,7 +91,7 @@ class Pool:
             [
                 sys.executable,
                 "-m",
-                "workers",
+                "redpool.workers",
                 "--redis",
                 url,
                 "--pipeline",
@@ -203,12 +203,12 @@ def run_redpool(url: str, pipeline: str, task: str, n: int, arg: int, max_backlo
 
 def redpool_latency(url: str, samples: int) -> list[float]:
     """Submit one task to an idle pool and wait for its result; seconds per sample."""
-    from producer import Producer
-    from sink import Sink
+    from redpool.producer import Producer
+    from redpool.sink import Sink, SinkSettings
 
     pool = Pool(url, "latency")
     got: list[object] = []
-    sink = Sink(url, "latency", got.append, block_seconds=1.0)
+    sink = Sink(url, "latency", got.append, settings=SinkSettings(block_seconds=1.0))
     out = []
     with Producer(url, "latency") as producer:
         for i in range(samples):

@@ -1,5 +1,6 @@
-"""The producer role: push tasks to a pipeline (``python -m producer`` = ``redpool produce``)."""
+"""The producer role: push tasks to a pipeline (``python -m redpool.producer`` is
+``redpool produce``)."""
 
-from producer.producer import Producer
+from redpool.producer.producer import Producer, ProducerSettings
 
-__all__ = ["Producer"]
+__all__ = ["Producer", "ProducerSettings"]

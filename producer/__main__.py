@@ -1,4 +1,4 @@
-"""``python -m producer ...`` is ``redpool produce ...``."""
+"""``python -m redpool.producer ...`` is ``redpool produce ...`` (an entry point: the face)."""
 
 import sys
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from producer.producer import Call
 from redpool import codec
+from redpool.producer.producer import Call
 
 
 def call_from_json(value: Any) -> Call:

@@ -5,21 +5,36 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from itertools import islice
 from typing import Any
 
-import redis
-
-from redpool.connection import Outage, client_for
 from redpool.envelope import encode_task
-from redpool.errors import ConfigError, StreamClosed
-from redpool.keys import Keys, instance_id
+from redpool.errors import StreamClosed
+from redpool.keys import DEFAULT_PIPELINE, instance_id
+from redpool.pipeline import MAX_BATCH, Pipeline, RedisTarget
 from redpool.registry import Task
-from redpool.scripts import MAX_BATCH, Scripts
+from redpool.settings import require, require_range
 
 log = logging.getLogger("redpool.producer")
 
 Call = tuple[list[Any] | tuple[Any, ...], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class ProducerSettings:
+    max_backlog: int | None = None
+    """Block while the queue holds more tasks than this: bounds Redis memory."""
+    batch_size: int = 500
+    """Tasks per push: one round trip each."""
+
+    def __post_init__(self) -> None:
+        require_range("batch_size", self.batch_size, 1, MAX_BATCH)
+        require(
+            self.max_backlog is None or self.max_backlog >= 1,
+            "max_backlog",
+            f"must be at least 1, not {self.max_backlog}",
+        )
 
 
 class Producer:
@@ -31,26 +46,18 @@ class Producer:
 
     def __init__(
         self,
-        redis_url: str | redis.Redis | None = None,
-        pipeline: str = "default",
-        *,
-        max_backlog: int | None = None,
-        batch_size: int = 500,
-        wait: float = 10.0,
+        redis: RedisTarget = None,
+        pipeline: str = DEFAULT_PIPELINE,
+        settings: ProducerSettings | None = None,
     ) -> None:
-        if not 1 <= batch_size <= MAX_BATCH or (max_backlog is not None and max_backlog < 1):
-            raise ConfigError(f"batch_size must be 1..{MAX_BATCH} and max_backlog at least 1")
-        self.client = client_for(redis_url, wait)
-        self.keys = Keys(pipeline)
-        self.max_backlog = max_backlog
-        self.batch_size = min(batch_size, max_backlog or batch_size)
+        self.settings = settings or ProducerSettings()
+        self.pipe = Pipeline.connect(redis, pipeline, log=log)
         self.id = instance_id()
         self.submitted = 0
+        self._batch_size = min(self.settings.batch_size, self.settings.max_backlog or MAX_BATCH)
         self._batch = 0
         self._closed = False
-        self._scripts = Scripts.register(self.client)
-        self._outage = Outage(log)
-        self._outage.call(self.client.hsetnx, self.keys.producers, self.id, 0)
+        self.pipe.join(self.id)
 
     def submit(self, task: Task | str, /, *args: Any, **kwargs: Any) -> str:
         """Push one task now; returns its id."""
@@ -70,7 +77,7 @@ class Producer:
         """
         name = _name(task)
         count = 0
-        for chunk in _chunks(calls, self.batch_size):
+        for chunk in _batches(calls, self._batch_size):
             self._push([encode_task(self._next_id(), name, a, k, self.id) for a, k in chunk])
             count += len(chunk)
         return count
@@ -78,7 +85,7 @@ class Producer:
     def close(self) -> None:
         """End this producer's part of the stream (idempotent)."""
         if not self._closed:
-            self._outage.call(self.client.hset, self.keys.producers, self.id, "closed")
+            self.pipe.close(self.id)
             self._closed = True
 
     def __enter__(self) -> Producer:
@@ -95,32 +102,25 @@ class Producer:
         if self._closed:
             raise StreamClosed(f"producer {self.id} is closed")
         self._batch += 1
-        args = [self.id, self._batch, *payloads]
-        keys = [self.keys.tasks, self.keys.producers, self.keys.stats]
-        try:
-            backlog = self._outage.call(self._scripts.push, keys=keys, args=args)
-        except redis.ResponseError as exc:
-            if "STREAMCLOSED" in str(exc):
-                raise StreamClosed(str(exc).split(" ", 1)[1]) from None
-            raise
-        self._wait_for_room(int(backlog))
+        self._wait_for_room(self.pipe.push(self.id, self._batch, payloads))
 
     def _wait_for_room(self, backlog: int) -> None:
         """Block while the backlog is over ``max_backlog``: bounds Redis memory."""
-        if self.max_backlog is None:
+        limit = self.settings.max_backlog
+        if limit is None:
             return
         delay = 0.002
-        while backlog > self.max_backlog:
+        while backlog > limit:
             time.sleep(delay)
             delay = min(delay * 2, 0.1)
-            backlog = self._outage.call(self.client.llen, self.keys.tasks)
+            backlog = self.pipe.backlog()
 
 
 def _name(task: Task | str) -> str:
     return task.name if isinstance(task, Task) else task
 
 
-def _chunks(items: Iterable[Call], size: int) -> Iterator[list[Call]]:
+def _batches(items: Iterable[Call], size: int) -> Iterator[list[Call]]:
     it = iter(items)
-    while chunk := list(islice(it, size)):
-        yield chunk
+    while batch := list(islice(it, size)):
+        yield batch

@@ -8,10 +8,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import BinaryIO
 
-from producer.inputs import read_calls
-from producer.producer import Producer
-from redpool.connection import RedisSettings
 from redpool.errors import ConfigError
+from redpool.pipeline import RedisTarget
+from redpool.producer.inputs import read_calls
+from redpool.producer.producer import Producer, ProducerSettings
 
 log = logging.getLogger("redpool.producer")
 
@@ -30,7 +30,7 @@ def open_input(path: str) -> Iterator[BinaryIO]:
 
 
 def produce_file(
-    settings: RedisSettings, pipeline: str, task: str, path: str, max_backlog: int | None
+    redis: RedisTarget, pipeline: str, task: str, path: str, settings: ProducerSettings
 ) -> tuple[int, int]:
     """Submit every good line, report each bad one by number; (submitted, bad lines)."""
     bad = 0
@@ -40,8 +40,6 @@ def produce_file(
         bad += 1
         log.error("%s:%d: %s; line skipped", path if path != "-" else "<stdin>", number, reason)
 
-    with open_input(path) as stream:
-        producer = Producer(settings.url, pipeline, max_backlog=max_backlog, wait=settings.wait)
-        with producer:
-            count = producer.submit_many(task, read_calls(stream, on_bad))
+    with open_input(path) as stream, Producer(redis, pipeline, settings) as producer:
+        count = producer.submit_many(task, read_calls(stream, on_bad))
     return count, bad

@@ -1,57 +1,93 @@
 """The ``redpool`` command: the one place that turns an error into a line and an exit code.
 
-Subcommands import their role lazily, so ``redpool status`` does not pay for the worker.
+Every option default comes from the settings class that owns it; the code of a role is
+imported when its subcommand runs.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any, ParamSpec, TypeVar
 
 import click
-import redis
 
-from redpool.connection import DEFAULT_URL, RedisSettings, connect
-from redpool.errors import ConfigError, RedpoolError
-from redpool.keys import Keys, check_pipeline_name
+from redpool.errors import ConfigError, RedisRefused, RedpoolError, SettingError
+from redpool.keys import DEFAULT_PIPELINE, check_pipeline_name
+from redpool.pipeline import Pipeline
+from redpool.producer import ProducerSettings
+from redpool.settings import DEFAULT_URL, RedisSettings
+from redpool.sink import SinkSettings
+from redpool.workers.settings import WorkerSettings
 
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 EXIT_ERROR, EXIT_USAGE = 1, 2
 
 
-def common(fn: F) -> F:
-    """--redis, --pipeline, --wait-for-redis and -v on every subcommand."""
-    options = [
-        click.option(
-            "--redis",
-            "redis_url",
-            envvar="REDIS_URL",
-            default=DEFAULT_URL,
-            show_default=True,
-            help="Redis URL (default: $REDIS_URL, then localhost).",
-        ),
-        click.option(
-            "--pipeline",
-            default="default",
-            show_default=True,
-            callback=lambda _c, _p, v: _checked(v),
-            help="Pipeline name.",
-        ),
-        click.option(
-            "--wait-for-redis",
-            "wait",
-            type=click.FloatRange(min=0),
-            default=10.0,
-            show_default=True,
-            help="Seconds to wait for Redis at start.",
-        ),
-        click.option("-v", "--verbose", is_flag=True, help="Log progress, not only problems."),
-    ]
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
+@dataclass(frozen=True)
+class Common:
+    """The options every subcommand takes, folded into one object."""
+
+    redis: RedisSettings
+    pipeline: str
+    verbose: bool
+    redis_given: bool
+    """--redis was on the command line (not from $REDIS_URL or the default)."""
+
+
+def common(fn: Callable[..., R]) -> Callable[..., R]:
+    """--redis, --pipeline, --wait-for-redis and -v, handed to the command as one `Common`."""
+
+    @functools.wraps(fn)
+    def wrapper(*, redis_url: str, pipeline: str, wait: float, verbose: bool, **rest: Any) -> R:
+        source = click.get_current_context().get_parameter_source("redis_url")
+        options = Common(
+            redis=RedisSettings(redis_url, wait=wait),
+            pipeline=pipeline,
+            verbose=verbose,
+            redis_given=source is click.core.ParameterSource.COMMANDLINE,
+        )
+        logging.basicConfig(
+            format="redpool: %(message)s",
+            level=logging.INFO if options.verbose else logging.WARNING,
+        )
+        return fn(options, **rest)
+
+    decorated: Callable[..., R] = wrapper
+    for option in reversed(
+        [
+            click.option(
+                "--redis",
+                "redis_url",
+                envvar="REDIS_URL",
+                default=DEFAULT_URL,
+                show_default=True,
+                help="Redis URL (default: $REDIS_URL, then localhost).",
+            ),
+            click.option(
+                "--pipeline",
+                default=DEFAULT_PIPELINE,
+                show_default=True,
+                callback=lambda _c, _p, v: _checked(v),
+                help="Pipeline name.",
+            ),
+            click.option(
+                "--wait-for-redis",
+                "wait",
+                type=click.FloatRange(min=0),
+                default=RedisSettings.wait,
+                show_default=True,
+                help="Seconds to wait for Redis at start.",
+            ),
+            click.option("-v", "--verbose", is_flag=True, help="Log progress, not only problems."),
+        ]
+    ):
+        decorated = option(decorated)
+    return decorated
 
 
 def _checked(name: str) -> str:
@@ -61,54 +97,51 @@ def _checked(name: str) -> str:
         raise click.BadParameter(str(exc)) from None
 
 
-def _setup(redis_url: str, wait: float, verbose: bool) -> RedisSettings:
-    logging.basicConfig(
-        format="redpool: %(message)s", level=logging.INFO if verbose else logging.WARNING
-    )
-    return RedisSettings(redis_url, wait=wait)
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="redpool")
 def cli() -> None:
     """redpool: a pool of worker processes per host, fed through Redis lists."""
 
 
+def _worker_options(fn: Callable[P, R]) -> Callable[P, R]:
+    """What `worker` and `run` share: the tasks module and the number of processes."""
+    fn = click.option(
+        "--processes",
+        type=int,
+        default=None,
+        help="Worker processes on this host [default: CPU count].",
+    )(fn)
+    return click.option(
+        "--tasks", "tasks_module", required=True, help="Module (or .py file) with @task."
+    )(fn)
+
+
 @cli.command()
 @common
-@click.option("--tasks", "tasks_module", required=True, help="Module (or .py file) with @task.")
-@click.option(
-    "--processes",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Worker processes on this host [default: CPU count].",
-)
+@_worker_options
 @click.option("--exit-when-done", is_flag=True, help="Exit 0 once the stream is closed and empty.")
 @click.option(
     "--lease",
-    type=click.FloatRange(min=0.3),
-    default=15.0,
+    type=float,
+    default=WorkerSettings.lease,
     show_default=True,
     help="Seconds before other hosts presume this one dead.",
 )
 @click.option(
     "--task-timeout",
-    type=click.FloatRange(min=0),
-    default=600.0,
+    type=float,
+    default=WorkerSettings.task_timeout,
     show_default=True,
     help="Default seconds per task attempt (0: no limit).",
 )
 @click.option(
     "--max-tasks-per-child",
-    type=click.IntRange(min=1),
-    default=None,
+    type=int,
+    default=WorkerSettings.max_tasks_per_child,
     help="Replace a child after this many tasks (for leaky task code).",
 )
 def worker(
-    redis_url: str,
-    pipeline: str,
-    wait: float,
-    verbose: bool,
+    options: Common,
     tasks_module: str,
     processes: int | None,
     exit_when_done: bool,
@@ -117,22 +150,25 @@ def worker(
     max_tasks_per_child: int | None,
 ) -> None:
     """Run a pool of worker processes on this host."""
-    import os
-
     from redpool.registry import Registry
-    from workers.settings import WorkerSettings
-    from workers.supervisor import run_workers
+    from redpool.workers.supervisor import run_workers
 
-    settings = WorkerSettings(
-        redis=_setup(redis_url, wait, verbose),
-        pipeline=pipeline,
-        processes=processes or os.cpu_count() or 1,
+    settings = _worker_settings(
+        processes,
         exit_when_done=exit_when_done,
         lease=lease,
         task_timeout=task_timeout or None,
         max_tasks_per_child=max_tasks_per_child,
     )
-    sys.exit(run_workers(settings, Registry.load(tasks_module)))
+    registry = Registry.load(tasks_module)
+    sys.exit(run_workers(options.redis, options.pipeline, settings, registry))
+
+
+def _worker_settings(processes: int | None, **options: Any) -> WorkerSettings:
+    """--processes is optional: without it, the settings' own default (the CPU count)."""
+    if processes is not None:
+        options["processes"] = processes
+    return WorkerSettings(**options)
 
 
 @cli.command()
@@ -143,25 +179,17 @@ def worker(
 )
 @click.option(
     "--max-backlog",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Block while the tasks list is longer than this.",
+    type=int,
+    default=ProducerSettings.max_backlog,
+    help="Block while the queue holds more tasks than this.",
 )
-def produce(
-    redis_url: str,
-    pipeline: str,
-    wait: float,
-    verbose: bool,
-    task_name: str,
-    input_path: str,
-    max_backlog: int | None,
-) -> None:
+def produce(options: Common, task_name: str, input_path: str, max_backlog: int | None) -> None:
     """Submit one task per JSON line, then close the stream."""
-    from producer.run import produce_file
+    from redpool.producer.run import produce_file
 
-    settings = _setup(redis_url, wait, verbose)
-    count, bad = produce_file(settings, pipeline, task_name, input_path, max_backlog)
-    click.echo(f"redpool: submitted {count} task(s) to pipeline {pipeline!r}", err=True)
+    settings = ProducerSettings(max_backlog=max_backlog)
+    count, bad = produce_file(options.redis, options.pipeline, task_name, input_path, settings)
+    click.echo(f"redpool: submitted {count} task(s) to pipeline {options.pipeline!r}", err=True)
     if bad:
         raise ConfigError(f"{bad} bad input line(s) skipped")
 
@@ -170,13 +198,11 @@ def produce(
 @common
 @click.option("--output", default="-", show_default=True, help="File to append to, or -.")
 @click.option("--follow", is_flag=True, help="Keep draining an endless stream.")
-def sink(
-    redis_url: str, pipeline: str, wait: float, verbose: bool, output: str, follow: bool
-) -> None:
+def sink(options: Common, output: str, follow: bool) -> None:
     """Write one JSON line per result; exit once every submitted task has its result."""
-    from sink.run import sink_to
+    from redpool.sink.run import sink_to
 
-    summary = sink_to(_setup(redis_url, wait, verbose), pipeline, output, follow)
+    summary = sink_to(options.redis, options.pipeline, output, follow, SinkSettings())
     click.echo(
         f"redpool: {summary.total} result(s): {summary.ok} ok, {summary.failed} failed", err=True
     )
@@ -185,53 +211,40 @@ def sink(
 @cli.command()
 @common
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def status(redis_url: str, pipeline: str, wait: float, verbose: bool, as_json: bool) -> None:
+def status(options: Common, as_json: bool) -> None:
     """Backlog, in flight, done, failed, dead, and the live workers."""
     from redpool.report import print_status
 
-    client = connect(_setup(redis_url, wait, verbose))
-    print_status(client, Keys(pipeline), as_json)
+    print_status(_pipeline(options), as_json)
 
 
 @cli.command()
 @common
-@click.option("--tasks", "tasks_module", required=True, help="Module (or .py file) with @task.")
+@_worker_options
 @click.option("--task", "task_name", required=True, help="Task to run once per input line.")
 @click.option("--input", "input_path", required=True, help="JSON Lines file, or - for stdin.")
-@click.option("--output", default="-", show_default=True, help="File to append to, or -.")
-@click.option(
-    "--processes",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Worker processes [default: CPU count].",
-)
+@click.option("--output", default="-", show_default=True, help="File to write, or -.")
 def run(
-    redis_url: str,
-    pipeline: str,
-    wait: float,
-    verbose: bool,
+    options: Common,
     tasks_module: str,
+    processes: int | None,
     task_name: str,
     input_path: str,
     output: str,
-    processes: int | None,
 ) -> None:
     """Producer, worker pool and sink on this machine; a private Redis unless --redis."""
     from redpool.demo import run_all
 
     # Only an explicit --redis: a REDIS_URL in the environment must not send the demo's
     # writes to a shared Redis.
-    source = click.get_current_context().get_parameter_source("redis_url")
-    own_redis = source is not click.core.ParameterSource.COMMANDLINE
-    settings = _setup(redis_url, wait, verbose)
     run_all(
-        settings if not own_redis else None,
-        pipeline,
+        options.redis if options.redis_given else None,
+        options.pipeline,
         tasks_module,
         task_name,
         input_path,
         output,
-        processes,
+        _worker_settings(processes, exit_when_done=True),
     )
 
 
@@ -246,34 +259,31 @@ def dead() -> None:
     "--limit", type=click.IntRange(min=0), default=20, show_default=True, help="How many (0: all)."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the dead letters as JSON lines.")
-def dead_list(
-    redis_url: str, pipeline: str, wait: float, verbose: bool, limit: int, as_json: bool
-) -> None:
+def dead_list(options: Common, limit: int, as_json: bool) -> None:
     """Show dead letters and why each failed."""
     from redpool.report import print_dead
 
-    client = connect(_setup(redis_url, wait, verbose))
-    print_dead(client, Keys(pipeline), limit, as_json)
+    print_dead(_pipeline(options), limit, as_json)
 
 
 @dead.command("retry")
 @common
-def dead_retry(redis_url: str, pipeline: str, wait: float, verbose: bool) -> None:
+def dead_retry(options: Common) -> None:
     """Send every dead task back for another run."""
-    from redpool.deadletters import retry_dead
-
-    report = retry_dead(connect(_setup(redis_url, wait, verbose)), Keys(pipeline))
+    report = _pipeline(options).retry_dead()
     click.echo(f"redpool: {report.retried} task(s) sent back; {report.kept} unrunnable kept")
 
 
 @dead.command("purge")
 @common
-def dead_purge(redis_url: str, pipeline: str, wait: float, verbose: bool) -> None:
+def dead_purge(options: Common) -> None:
     """Drop every dead letter."""
-    from redpool.deadletters import purge_dead
-
-    count = purge_dead(connect(_setup(redis_url, wait, verbose)), Keys(pipeline))
+    count = _pipeline(options).purge_dead()
     click.echo(f"redpool: {count} dead letter(s) dropped")
+
+
+def _pipeline(options: Common) -> Pipeline:
+    return Pipeline.connect(options.redis, options.pipeline)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -282,16 +292,16 @@ def main(argv: list[str] | None = None) -> None:
         cli.main(args=argv, prog_name="redpool", standalone_mode=False)
     except click.UsageError as exc:
         _fail(exc.format_message(), EXIT_USAGE)
+    except SettingError as exc:
+        _fail(f"invalid value for --{exc.setting.replace('_', '-')}: {exc.problem}", EXIT_USAGE)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, KeyboardInterrupt):
         _fail("interrupted", 130)
-    except KeyboardInterrupt:
-        _fail("interrupted", 130)
+    except RedisRefused as exc:  # e.g. a command a locked-down Redis refuses
+        _fail(f"Redis: {exc}", EXIT_ERROR)
     except RedpoolError as exc:
         _fail(str(exc), EXIT_ERROR)
-    except redis.RedisError as exc:  # e.g. OOM or a command a locked-down Redis refuses
-        _fail(f"Redis: {exc}", EXIT_ERROR)
     except click.ClickException as exc:
         _fail(exc.format_message(), EXIT_ERROR)
 

@@ -1,4 +1,7 @@
-"""The dead list: read it, send its tasks back for another run, or drop it."""
+"""The dead list's letters: read them, and send their tasks back for another run.
+
+Called through `redpool.pipeline.Pipeline`, which adds the retry policy.
+"""
 
 from __future__ import annotations
 
@@ -6,25 +9,21 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import redis
-from redis.client import Pipeline
+from redis.client import Pipeline as Transaction
 
 from redpool import codec
 from redpool.envelope import parse_task, with_attempts
 from redpool.errors import PayloadError
-from redpool.keys import Keys
+from redpool.keys import Keys, Stat
 
 
-def list_dead(client: redis.Redis, keys: Keys, limit: int = 20) -> list[dict[str, Any]]:
-    """The oldest ``limit`` dead letters (all when ``limit`` is 0)."""
-    raw = cast(list[bytes], client.lrange(keys.dead, 0, limit - 1 if limit else -1))
-    out = []
-    for item in raw:
-        try:
-            body = codec.loads(item)
-        except codec.JSONDecodeError:
-            body = {"reason": "unreadable dead letter", "payload": item.decode("utf-8", "replace")}
-        out.append(body if isinstance(body, dict) else {"payload": body})
-    return out
+def parse(item: bytes) -> dict[str, Any]:
+    """A dead letter as a dict; one that is not a JSON object is shown as its payload."""
+    try:
+        body = codec.loads(item)
+    except codec.JSONDecodeError:
+        return {"reason": "unreadable dead letter", "payload": item.decode("utf-8", "replace")}
+    return body if isinstance(body, dict) else {"payload": body}
 
 
 @dataclass(frozen=True)
@@ -34,7 +33,7 @@ class RetryReport:
     """Dead letters that hold no runnable task (garbage payloads); they stay in the list."""
 
 
-def retry_dead(client: redis.Redis, keys: Keys) -> RetryReport:
+def retry_all(client: redis.Redis, keys: Keys) -> RetryReport:
     """Every dead task goes back to the tasks list with a fresh attempt count.
 
     Submitted tasks count as submitted again, so a running sink waits for their new results.
@@ -42,7 +41,7 @@ def retry_dead(client: redis.Redis, keys: Keys) -> RetryReport:
     are neither lost nor sent twice.
     """
 
-    def move(pipe: Pipeline) -> RetryReport:
+    def move(pipe: Transaction) -> RetryReport:
         letters = cast(list[bytes], pipe.lrange(keys.dead, 0, -1))
         again, kept, submitted = _sort(letters)
         pipe.multi()
@@ -52,7 +51,7 @@ def retry_dead(client: redis.Redis, keys: Keys) -> RetryReport:
         if kept:
             pipe.rpush(keys.dead, *kept)
         if submitted:
-            pipe.hincrby(keys.stats, "submitted", submitted)
+            pipe.hincrby(keys.stats, Stat.SUBMITTED, submitted)
         return RetryReport(len(again), len(kept))
 
     # redis-py types the callable as returning None even with value_from_callable=True
@@ -66,20 +65,10 @@ def _sort(letters: list[bytes]) -> tuple[list[bytes], list[bytes], int]:
     submitted = 0
     for letter in letters:
         try:
-            body = codec.loads(letter)
-            env = parse_task(str(body["payload"]).encode())
-        except (codec.JSONDecodeError, KeyError, TypeError, PayloadError):
+            env = parse_task(str(parse(letter)["payload"]).encode())
+            again.append(with_attempts(env.raw, 0))
+        except (KeyError, TypeError, PayloadError):  # NotJSON is a TypeError
             kept.append(letter)
             continue
-        again.append(with_attempts(env.raw, 0))
         submitted += env.producer is not None
     return again, kept, submitted
-
-
-def purge_dead(client: redis.Redis, keys: Keys) -> int:
-    """Drop every dead letter; returns how many there were."""
-    pipe = client.pipeline(transaction=True)
-    pipe.llen(keys.dead)
-    pipe.delete(keys.dead)
-    count, _ = pipe.execute()
-    return int(count)

@@ -15,9 +15,9 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import redis
-
+from redpool.connection import TRANSIENT, new_client
 from redpool.errors import ConfigError
+from redpool.settings import RedisSettings
 
 
 def free_port() -> int:
@@ -87,7 +87,7 @@ def _fake_server() -> Iterator[str]:
 
 
 def _wait_for(url: str, proc: subprocess.Popen[bytes]) -> None:
-    client = redis.Redis.from_url(url)
+    client = new_client(RedisSettings(url))
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -95,6 +95,6 @@ def _wait_for(url: str, proc: subprocess.Popen[bytes]) -> None:
         try:
             client.ping()
             return
-        except redis.ConnectionError:
+        except TRANSIENT:
             time.sleep(0.02)
     raise ConfigError("redis-server did not answer within 10 s")

@@ -1,7 +1,7 @@
 """One error hierarchy for everything redpool raises on purpose.
 
 Library code raises these; only `redpool.cli` turns them into a one-line message and an exit
-code. Names never shadow builtins (dramatiq had to rename its `ConnectionError`).
+code. Names never shadow builtins (``ConnectionError`` would).
 """
 
 from __future__ import annotations
@@ -12,11 +12,27 @@ class RedpoolError(Exception):
 
 
 class ConfigError(RedpoolError):
-    """A bad option, URL, tasks module or input: the user has to change something."""
+    """A bad URL, tasks module or input: the user has to change something."""
+
+
+class SettingError(ConfigError):
+    """A setting out of its range: a usage mistake, like a bad command-line option.
+
+    ``setting`` is the field's name, so the CLI can name its option instead."""
+
+    def __init__(self, setting: str, problem: str) -> None:
+        super().__init__(f"{setting} {problem}")
+        self.setting = setting
+        self.problem = problem
 
 
 class RedisUnavailable(RedpoolError):
     """Redis could not be reached within the allowed wait."""
+
+
+class RedisRefused(RedpoolError):
+    """Redis answered with an error that a retry would get again (a command it refuses, a
+    script error): not an outage, so nothing waits for it to pass."""
 
 
 class Aborted(RedpoolError):
@@ -47,5 +63,5 @@ class TaskTimeout(BaseException):
     """Raised inside a running task when its time is up.
 
     A BaseException on purpose, outside RedpoolError: task code that says `except Exception`
-    must not swallow its own timeout (rq's JobTimeoutException can be swallowed that way).
+    must not swallow its own timeout.
     """

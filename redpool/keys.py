@@ -1,4 +1,4 @@
-"""Every Redis key of a pipeline: the only module that spells the ``redpool:`` prefix.
+"""Every Redis key of a pipeline, its hash fields and markers: the only module that spells them.
 
 The braces around the pipeline name are a Redis Cluster hash tag, so every key of one pipeline
 hashes to one slot and the multi-key Lua scripts keep working on a cluster. The README's key
@@ -7,21 +7,43 @@ table mirrors this module; change both together, and only through an issue.
 
 from __future__ import annotations
 
+import enum
 import os
 import re
 import secrets
 import socket
 from dataclasses import dataclass, field
 
-from redpool.errors import ConfigError
+from redpool.errors import SettingError
 
-_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,100}$")
+DEFAULT_PIPELINE = "default"
+_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,100}")
+
+
+class Stat(enum.StrEnum):
+    """Fields of the ``stats`` hash: the counters Redis cannot derive from a list's length."""
+
+    SUBMITTED = "submitted"
+    """Tasks producers pushed: what the sink waits for."""
+    OK = "ok"
+    FAILED = "failed"
+    RETRIED = "retried"
+    REQUEUED = "requeued"
+    """Tasks given back to the queue by a supervisor or a reaper."""
+    DRAINED = "drained"
+    """Results of submitted tasks the sink acknowledged."""
+
+
+CLOSED = b"closed"
+"""The value of a producer's field in ``producers`` once it closed its part of the stream."""
 
 
 def check_pipeline_name(name: str) -> str:
     """Refuse names that would break the hash tag or the ``:``-separated layout."""
-    if not _NAME.match(name):
-        raise ConfigError(f"bad pipeline name {name!r}: use 1-100 letters, digits, '_', '-' or '.'")
+    if not _NAME.fullmatch(name):
+        raise SettingError(
+            "pipeline", f"name {name!r} is not allowed: use 1-100 letters, digits, '_', '-' or '.'"
+        )
     return name
 
 
@@ -64,22 +86,23 @@ class Keys:
 
     @property
     def stats(self) -> str:
-        """Hash of counters: submitted, drained, ok, failed, retried, requeued."""
+        """Hash of counters, fields named by `Stat`."""
         return self.prefix + "stats"
 
     @property
     def producers(self) -> str:
-        """Hash producer id -> last pushed batch number, or ``closed``; the stream's state."""
+        """Hash producer id -> last pushed batch number, or `CLOSED`: the stream's state."""
         return self.prefix + "producers"
 
     @property
     def workers(self) -> str:
-        """Hash supervisor id -> JSON description (host, pid, processes, heartbeat)."""
+        """Hash worker host id -> JSON self-description (host, pid, processes, lease, children,
+        started), written at every heartbeat."""
         return self.prefix + "workers"
 
     @property
     def leases(self) -> str:
-        """Sorted set supervisor id -> lease expiry in ms (Redis clock)."""
+        """Sorted set worker host id -> lease expiry in ms (Redis clock)."""
         return self.prefix + "leases"
 
     @property
@@ -92,6 +115,16 @@ class Keys:
         """String: the id of the sink draining this pipeline, with a lease (PX)."""
         return self.prefix + "sink"
 
+    @property
+    def inflight_prefix(self) -> str:
+        """What every in-flight list's name starts with."""
+        return self.prefix + "inflight:"
+
     def inflight(self, worker_id: str, slot: int) -> str:
-        """List of tasks that child ``slot`` of supervisor ``worker_id`` holds right now."""
-        return f"{self.prefix}inflight:{worker_id}:{slot}"
+        """List of tasks that child ``slot`` of worker host ``worker_id`` holds right now."""
+        return f"{self.inflight_prefix}{worker_id}:{slot}"
+
+    def committed(self, holding: str) -> str:
+        """String: the token of the last commit from ``holding``, kept for a few minutes, so a
+        commit repeated after a lost reply can tell "already written" from "taken away"."""
+        return f"{self.prefix}committed:{holding.removeprefix(self.prefix)}"

@@ -140,11 +140,17 @@ def import_tasks_module(spec: str) -> ModuleType:
         module_spec = importlib.util.spec_from_file_location(path.stem, path)
         if module_spec is None or module_spec.loader is None:
             raise ConfigError(f"cannot load tasks module from {spec!r}")
+        if path.stem in sys.modules:
+            raise ConfigError(
+                f"tasks module file {spec!r} would replace the module {path.stem!r} that is "
+                "already loaded; give the file another name"
+            )
         module = importlib.util.module_from_spec(module_spec)
         sys.modules[path.stem] = module
         try:
             module_spec.loader.exec_module(module)
         except Exception as exc:  # noqa: BLE001 - any import failure is the user's module's
+            del sys.modules[path.stem]
             raise ConfigError(f"tasks module {spec!r} failed to import: {exc!r}") from None
         return module
     if str(Path.cwd()) not in sys.path and "" not in sys.path:

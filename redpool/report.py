@@ -4,22 +4,19 @@ from __future__ import annotations
 
 import click
 import orjson
-import redis
 
 from redpool import codec
-from redpool.deadletters import list_dead
-from redpool.keys import Keys
-from redpool.state import snapshot
+from redpool.pipeline import Pipeline
 
 
-def print_status(client: redis.Redis, keys: Keys, as_json: bool) -> None:
-    state = snapshot(client, keys)
+def print_status(pipe: Pipeline, as_json: bool) -> None:
+    state = pipe.snapshot()
     if as_json:
         click.echo(orjson.dumps(state.as_dict(), option=orjson.OPT_INDENT_2).decode())
         return
     d = state.as_dict()
     click.echo(
-        f"pipeline {keys.pipeline!r}: stream {d['stream']} "
+        f"pipeline {pipe.name!r}: stream {d['stream']} "
         f"({state.producers_open} producer(s) open, {state.producers_closed} closed)"
     )
     for label, key in (
@@ -44,9 +41,9 @@ def print_status(client: redis.Redis, keys: Keys, as_json: bool) -> None:
         click.echo(f"  {w.host:<20} pid {w.pid:<8} {w.processes} process(es)  {health}")
 
 
-def print_dead(client: redis.Redis, keys: Keys, limit: int, as_json: bool) -> None:
-    letters = list_dead(client, keys, limit)
-    total = client.llen(keys.dead)
+def print_dead(pipe: Pipeline, limit: int, as_json: bool) -> None:
+    letters = pipe.dead_letters(limit)
+    total = pipe.dead_count()
     for letter in letters:
         if as_json:
             click.echo(codec.dumps(letter).decode())

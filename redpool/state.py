@@ -1,25 +1,24 @@
-"""One consistent reading of a pipeline: what `status`, the sink and `--exit-when-done` ask.
+"""A reading of a pipeline: what `redpool status`, the sink and `--exit-when-done` ask.
 
 Counters are derived from the lists where Redis can count them (backlog, in flight, dead) and
-kept in ``stats`` only where it cannot (submitted, drained, ok, failed).
+kept in ``stats`` only where it cannot (submitted, drained, ok, failed). snapshot.lua reads
+them all in one step, in-flight lists included.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, cast
-
-import redis
+from typing import Any
 
 from redpool import codec
-from redpool.keys import Keys
-
-CLOSED = b"closed"
+from redpool.connection import redis_ms
+from redpool.keys import CLOSED, Stat
 
 
 @dataclass(frozen=True)
 class WorkerInfo:
-    """One worker host (supervisor) as it last described itself."""
+    """One worker host as it last described itself."""
 
     id: str
     host: str
@@ -38,23 +37,20 @@ class Snapshot:
     in_flight: int
     results: int
     dead: int
+    closed: bool
+    """The stream ended: someone joined and every producer that joined has closed."""
     producers_open: int
     producers_closed: int
     stats: dict[str, int]
     workers: list[WorkerInfo] = field(default_factory=list)
 
     @property
-    def closed(self) -> bool:
-        """The stream ended: someone joined and every producer that joined has closed."""
-        return self.producers_closed > 0 and self.producers_open == 0
-
-    @property
     def submitted(self) -> int:
-        return self.stats.get("submitted", 0)
+        return self.stats.get(Stat.SUBMITTED, 0)
 
     @property
     def drained(self) -> int:
-        return self.stats.get("drained", 0)
+        return self.stats.get(Stat.DRAINED, 0)
 
     @property
     def idle(self) -> bool:
@@ -70,19 +66,20 @@ class Snapshot:
             "dead": self.dead,
             "stream": "closed" if self.closed else "open",
             "producers": {"open": self.producers_open, "closed": self.producers_closed},
-            **{k: self.stats.get(k, 0) for k in _STAT_NAMES},
+            **{str(k): self.stats.get(k, 0) for k in Stat},
             "workers": [vars(w) for w in self.workers],
         }
 
 
-_STAT_NAMES = ("submitted", "ok", "failed", "retried", "requeued", "drained")
+def stream_closed(producers: list[bytes]) -> bool:
+    """Someone joined and every producer that joined has closed."""
+    return bool(producers) and all(p == CLOSED for p in producers)
 
 
-def read_workers(client: redis.Redis, keys: Keys) -> dict[str, dict[str, Any]]:
-    """Supervisor id -> its self-description, for every host not yet reaped."""
-    raw = cast(dict[bytes, bytes], client.hgetall(keys.workers))
+def descriptions(entries: Iterable[tuple[bytes, bytes]]) -> dict[str, dict[str, Any]]:
+    """The workers hash, parsed; an entry that is not a JSON object is skipped."""
     out: dict[str, dict[str, Any]] = {}
-    for wid, info in raw.items():
+    for wid, info in entries:
         try:
             body = codec.loads(info)
         except codec.JSONDecodeError:
@@ -92,52 +89,49 @@ def read_workers(client: redis.Redis, keys: Keys) -> dict[str, dict[str, Any]]:
     return out
 
 
-def inflight_keys(keys: Keys, workers: dict[str, dict[str, Any]]) -> list[str]:
-    return [
-        keys.inflight(wid, slot)
-        for wid, info in workers.items()
-        for slot in range(int(info.get("processes", 0)))
-    ]
+def processes(info: dict[str, Any]) -> int:
+    """How many children (and so in-flight lists) a worker host said it has."""
+    value = info.get("processes", 0)
+    return value if isinstance(value, int) and value > 0 else 0
 
 
-def snapshot(client: redis.Redis, keys: Keys) -> Snapshot:
-    workers = read_workers(client, keys)
-    held = inflight_keys(keys, workers)
-    pipe = client.pipeline(transaction=True)
-    pipe.llen(keys.tasks)
-    pipe.zcard(keys.delayed)
-    pipe.llen(keys.results)
-    pipe.llen(keys.dead)
-    pipe.hvals(keys.producers)
-    pipe.hgetall(keys.stats)
-    pipe.zrange(keys.leases, 0, -1, withscores=True)
-    pipe.time()
-    for key in held:
-        pipe.llen(key)
-    backlog, delayed, results, dead, producers, stats, leases, now, *lens = pipe.execute()
-    now_ms = now[0] * 1000 + now[1] // 1000
-    expiry = {wid.decode(): score for wid, score in leases}
+def pairs(flat: list[bytes]) -> Iterable[tuple[bytes, bytes]]:
+    """A flat Redis reply (field, value, field, value ...) as pairs."""
+    return zip(flat[::2], flat[1::2], strict=True)
+
+
+def from_reply(reply: list[Any]) -> Snapshot:
+    """snapshot.lua's reply as a Snapshot."""
+    backlog, delayed, results, dead, producers, stats, leases, workers, now, in_flight = reply
+    now_ms = redis_ms(now)
+    expiry = {wid.decode(): int(float(ms)) for wid, ms in pairs(leases)}
     closed = sum(1 for v in producers if v == CLOSED)
     return Snapshot(
-        backlog=backlog,
-        delayed=delayed,
-        in_flight=sum(lens),
-        results=results,
-        dead=dead,
+        backlog=int(backlog),
+        delayed=int(delayed),
+        in_flight=int(in_flight),
+        results=int(results),
+        dead=int(dead),
+        closed=stream_closed(producers),
         producers_open=len(producers) - closed,
         producers_closed=closed,
-        stats={k.decode(): int(v) for k, v in stats.items()},
+        stats={k.decode(): int(v) for k, v in pairs(stats)},
         workers=[
-            WorkerInfo(
-                id=wid,
-                host=str(info.get("host", "?")),
-                pid=int(info.get("pid", 0)),
-                processes=int(info.get("processes", 0)),
-                lease_left=round((expiry.get(wid, now_ms) - now_ms) / 1000, 1),
-                heartbeat_age=round(
-                    float(info.get("lease", 0)) - (expiry.get(wid, now_ms) - now_ms) / 1000, 1
-                ),
-            )
-            for wid, info in sorted(workers.items())
+            _info(wid, info, expiry.get(wid, now_ms) - now_ms)
+            for wid, info in sorted(descriptions(pairs(workers)).items())
         ],
+    )
+
+
+def _info(wid: str, info: dict[str, Any], left_ms: float) -> WorkerInfo:
+    lease = info.get("lease", 0)
+    lease = float(lease) if isinstance(lease, int | float) else 0.0
+    pid = info.get("pid", 0)
+    return WorkerInfo(
+        id=wid,
+        host=str(info.get("host", "?")),
+        pid=pid if isinstance(pid, int) else 0,
+        processes=processes(info),
+        lease_left=round(left_ms / 1000, 1),
+        heartbeat_age=round(lease - left_ms / 1000, 1),
     )

@@ -1,5 +1,5 @@
-"""The sink role: drain a pipeline's results (``python -m sink`` = ``redpool sink``)."""
+"""The sink role: drain a pipeline's results (``python -m redpool.sink`` is ``redpool sink``)."""
 
-from sink.sink import Sink, Summary
+from redpool.sink.sink import Sink, SinkSettings, Summary
 
-__all__ = ["Sink", "Summary"]
+__all__ = ["Sink", "SinkSettings", "Summary"]

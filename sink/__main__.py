@@ -1,4 +1,4 @@
-"""``python -m sink ...`` is ``redpool sink ...``."""
+"""``python -m redpool.sink ...`` is ``redpool sink ...`` (an entry point: the face)."""
 
 import sys
 

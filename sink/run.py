@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import signal
 
-from redpool.connection import RedisSettings
-from sink.outputs import JsonLines, open_output
-from sink.sink import Sink, Summary
+from redpool.pipeline import RedisTarget
+from redpool.sink.outputs import JsonLines, open_output
+from redpool.sink.sink import Sink, SinkSettings, Summary
 
 
-def sink_to(settings: RedisSettings, pipeline: str, path: str, follow: bool) -> Summary:
+def sink_to(
+    redis: RedisTarget, pipeline: str, path: str, follow: bool, settings: SinkSettings
+) -> Summary:
     stream = open_output(path)
     try:
         out = JsonLines(stream)
-        sink = Sink(settings.url, pipeline, out, flush=out.flush, wait=settings.wait)
+        sink = Sink(redis, pipeline, out, flush=out.flush, settings=settings)
 
         def stop(_signum: int, _frame: object) -> None:  # a flag only; the batch finishes
             sink.stopping = True

@@ -6,23 +6,38 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-import redis
-
-from redpool.connection import Outage, client_for
 from redpool.envelope import ResultEnvelope, parse_result
-from redpool.errors import ConfigError, SinkLeaseLost
-from redpool.keys import Keys, instance_id
-from redpool.scripts import MAX_BATCH, Scripts
-from redpool.state import CLOSED
+from redpool.errors import SinkLeaseLost
+from redpool.keys import DEFAULT_PIPELINE, instance_id
+from redpool.pipeline import MAX_BATCH, Pipeline, RedisTarget
+from redpool.settings import MAX_BLOCK, require, require_range
 
 log = logging.getLogger("redpool.sink")
 
-LEASE = 10.0
-"""Seconds a sink holds the pipeline without renewing (it renews every LEASE/3)."""
-
 Handler = Callable[[ResultEnvelope], None]
+
+
+@dataclass(frozen=True)
+class SinkSettings:
+    batch_size: int = 1000
+    """Results taken (and acknowledged) at a time."""
+    block_seconds: float = 0.5
+    """How long an idle sink waits for a result before it looks at its stop flag."""
+    lease: float = 10.0
+    """Seconds a sink holds the pipeline without renewing (it renews every third of it); a
+    standby takes over this long after a sink died."""
+
+    def __post_init__(self) -> None:
+        require_range("batch_size", self.batch_size, 1, MAX_BATCH)
+        require(self.lease >= 1, "lease", f"must be at least 1 s, not {self.lease:g}")
+        longest = min(MAX_BLOCK, self.lease / 3)
+        require(
+            0 < self.block_seconds <= longest,
+            "block_seconds",
+            f"must be in (0, {longest:g}] (a third of the lease at most), "
+            f"not {self.block_seconds:g}",
+        )
 
 
 @dataclass
@@ -45,27 +60,19 @@ class Sink:
 
     def __init__(
         self,
-        redis_url: str | redis.Redis | None = None,
-        pipeline: str = "default",
+        redis: RedisTarget = None,
+        pipeline: str = DEFAULT_PIPELINE,
         handler: Handler | None = None,
         *,
         flush: Callable[[], None] | None = None,
-        batch_size: int = 1000,
-        wait: float = 10.0,
-        block_seconds: float = 0.5,
+        settings: SinkSettings | None = None,
     ) -> None:
-        self.client = client_for(redis_url, wait)
-        self.keys = Keys(pipeline)
+        self.settings = settings or SinkSettings()
+        self.pipe = Pipeline.connect(redis, pipeline, log=log)
         self.handler = handler or (lambda _result: None)
         self.flush = flush
-        if not 1 <= batch_size <= MAX_BATCH:
-            raise ConfigError(f"batch_size must be 1..{MAX_BATCH}")
-        self.batch_size = batch_size
-        self.block_seconds = block_seconds
         self.summary = Summary()
         self.stopping = False
-        self._scripts = Scripts.register(self.client)
-        self._outage = Outage(log)
         self.id = instance_id()
         self._renewed = 0.0
         self._submitted = self._drained = 0  # as last read from Redis, plus our own acks
@@ -75,7 +82,7 @@ class Sink:
 
         With ``follow``, keep draining an endless stream until ``stopping`` is set. Holds the
         pipeline's sink lease while it runs; a second sink waits as a standby until the lease
-        is free (a dead sink's runs out after ``LEASE`` seconds).
+        is free (a dead sink's runs out after ``lease`` seconds).
         """
         self._hold_lease()
         try:
@@ -83,48 +90,43 @@ class Sink:
                 self._renew_lease()
                 if self.drain_once(block=False):
                     continue
-                if not follow and self._complete():  # asked before blocking: no wait at the end
+                if not follow and self.done():  # asked before blocking: no wait at the end
                     break
                 self.drain_once(block=True)
         finally:
-            self._outage.call(self._scripts.lease, keys=[self.keys.sink], args=[self.id, 0])
+            self.pipe.release(self.id)
         return self.summary
 
     def _hold_lease(self) -> None:
         """One sink per pipeline: two would take the same held batch and write it twice."""
         waiting = False
-        while not self._try_lease():
+        while not self.claim():
             if not waiting:
                 log.warning(
-                    "another sink is draining pipeline %r; waiting for its lease",
-                    self.keys.pipeline,
+                    "another sink is draining pipeline %r; waiting for its lease", self.pipe.name
                 )
                 waiting = True
             if self.stopping:
                 return
             time.sleep(0.5)
-        self._renewed = time.monotonic()
 
-    def _try_lease(self) -> bool:
-        args = [self.id, int(LEASE * 1000)]
-        return bool(self._outage.call(self._scripts.lease, keys=[self.keys.sink], args=args))
+    def claim(self) -> bool:
+        """Take or renew the pipeline's sink lease; False while another sink holds it."""
+        if not self.pipe.lease(self.id, self.settings.lease):
+            return False
+        self._renewed = time.monotonic()
+        return True
 
     def _renew_lease(self) -> None:
-        if time.monotonic() - self._renewed < LEASE / 3:
+        if time.monotonic() - self._renewed < self.settings.lease / 3:
             return
-        if not self._try_lease():
-            raise SinkLeaseLost(f"sink {self.id} lost its lease on {self.keys.pipeline!r}")
-        self._renewed = time.monotonic()
+        if not self.claim():
+            raise SinkLeaseLost(f"sink {self.id} lost its lease on {self.pipe.name!r}")
 
     def drain_once(self, block: bool = True) -> int:
         """Take one batch (blocking briefly for one when there is none), handle it, ack it."""
-        held = self._outage.call(
-            self._scripts.take_or_wait,
-            self.client,
-            self.keys.results,
-            self.keys.sinking,
-            self.batch_size,
-            self.block_seconds if block else None,
+        held = self.pipe.take_results(
+            self.settings.batch_size, self.settings.block_seconds if block else None
         )
         if not held:
             return 0
@@ -141,26 +143,18 @@ class Sink:
                 self._renew_lease()
         if self.flush is not None:
             self.flush()  # written before acknowledged: a crash re-delivers, never drops
-        args = [len(held), held[0], counted]
-        self._outage.call(self._scripts.ack, keys=[self.keys.sinking, self.keys.stats], args=args)
+        self.pipe.ack(held, counted)
         self._drained += counted
         return len(held)
 
-    def _complete(self) -> bool:
-        """Asked whenever the results list is empty, so it asks Redis only when it could be
-        true: while fewer results were drained than were last seen submitted, it cannot be.
-        (Asking every time cost ~4% of a core on a run of 10 ms tasks.)"""
+    def done(self) -> bool:
+        """The stream is closed and every submitted task's result was drained.
+
+        Asks Redis only when it could be true: while fewer results were drained than were
+        last seen submitted, it cannot be, and a sink that asked every time the results list
+        ran empty would spend a noticeable share of a core asking."""
         if self._drained < self._submitted:
             return False
-        producers, (submitted, drained), results = self._outage.call(self._read_progress)
-        self._submitted, self._drained = int(submitted or 0), int(drained or 0)
-        closed = bool(producers) and all(p == CLOSED for p in producers)
-        return closed and self._drained >= self._submitted and results == 0
-
-    def _read_progress(self) -> list[Any]:
-        """One transaction, built afresh on every try (a failed pipeline forgets its commands)."""
-        pipe = self.client.pipeline(transaction=True)
-        pipe.hvals(self.keys.producers)
-        pipe.hmget(self.keys.stats, ["submitted", "drained"])
-        pipe.llen(self.keys.results)
-        return pipe.execute()
+        state = self.pipe.snapshot()
+        self._submitted, self._drained = state.submitted, state.drained
+        return state.closed and self._drained >= self._submitted and state.results == 0

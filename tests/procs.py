@@ -11,6 +11,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import orjson
 import redis
@@ -20,7 +21,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def env() -> dict[str, str]:
     e = dict(os.environ)
-    e["PYTHONPATH"] = str(ROOT) + os.pathsep + e.get("PYTHONPATH", "")
+    # no trailing separator: an empty entry would put the current directory on sys.path
+    e["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), e.get("PYTHONPATH")) if p)
     e.pop("REDIS_URL", None)
     return e
 
@@ -29,7 +31,7 @@ def redpool(
     *args: str, input: bytes | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(
-        [sys.executable, "-m", "redpool", *args],
+        [sys.executable, "-P", "-m", "redpool", *args],
         input=input,
         capture_output=True,
         timeout=timeout,
@@ -59,8 +61,9 @@ class Host:
             [
                 *prefix,
                 sys.executable,
+                "-P",
                 "-m",
-                "workers",
+                "redpool.workers",
                 "--redis",
                 url,
                 "--pipeline",
@@ -115,11 +118,11 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 30, what: str = "co
         time.sleep(0.01)
 
 
-def read_results(path: Path) -> list[dict[str, object]]:
+def read_results(path: Path) -> list[dict[str, Any]]:
     return [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
 
 
-def assert_exactly_once(results: list[dict[str, object]], expected_ids: set[str]) -> None:
+def assert_exactly_once(results: list[dict[str, Any]], expected_ids: set[str]) -> None:
     counts = Counter(str(r["id"]) for r in results)
     dupes = {i: n for i, n in counts.items() if n > 1}
     assert not dupes, f"duplicated results: {list(dupes.items())[:5]}"

@@ -1,4 +1,4 @@
-"""``python -m workers ...`` is ``redpool worker ...``."""
+"""``python -m redpool.workers ...`` is ``redpool worker ...`` (an entry point: the face)."""
 
 import sys
 

@@ -9,13 +9,13 @@ the payload had an id, so the run still completes) and a dead letter with the re
 from __future__ import annotations
 
 import traceback
-from dataclasses import dataclass, field
 from time import perf_counter
 from types import FrameType
-from typing import Any
 
+from redpool.codec import NotJSON
 from redpool.envelope import (
     MAX_PAYLOAD,
+    Outcome,
     TaskEnvelope,
     encode_result,
     error,
@@ -26,36 +26,10 @@ from redpool.envelope import (
 )
 from redpool.errors import PayloadError, TaskTimeout
 from redpool.registry import Registry, Task
-from workers import slots
-from workers.slots import Slot
+from redpool.workers import slots
+from redpool.workers.slots import Slot
 
 _OURS = frozenset({__file__, slots.__file__})
-
-
-@dataclass
-class Outcome:
-    """What one batch writes back, in the shape commit.lua takes."""
-
-    results: list[bytes] = field(default_factory=list)
-    dead: list[bytes] = field(default_factory=list)
-    retries: list[int | bytes] = field(default_factory=list)
-    """Flat (delay in ms, task envelope) pairs."""
-    ok: int = 0
-    failed: int = 0
-
-    def script_args(self, held: list[bytes]) -> list[Any]:
-        return [
-            len(held),
-            held[0],
-            len(self.results),
-            len(self.dead),
-            len(self.retries) // 2,
-            self.ok,
-            self.failed,
-            *self.results,
-            *self.dead,
-            *self.retries,
-        ]
 
 
 class Executor:
@@ -76,10 +50,10 @@ class Executor:
     def on_alarm(self, _signum: int, frame: FrameType | None) -> None:
         """SIGALRM handler: the supervisor's word that the running task is over its time.
 
-        The one signal handler that raises (as rq's death penalty does): a timeout has to
-        interrupt the task's own code. It raises only while a task runs past its deadline and
-        only in a frame that is not ours, so a task that finished just as the signal came is
-        not charged and our bookkeeping is never interrupted half-way.
+        The one signal handler that raises: a timeout has to interrupt the task's own code. It
+        raises only while a task runs past its deadline and only in a frame that is not ours,
+        so a task that finished just as the signal came is not charged and our bookkeeping is
+        never interrupted half-way.
         """
         if self.slot.expired() and frame is not None and frame.f_code.co_filename not in _OURS:
             raise TaskTimeout
@@ -130,7 +104,7 @@ class Executor:
                     producer=env.producer,
                 )
             )
-        except TypeError as exc:
+        except NotJSON as exc:
             err = error("ResultNotJSON", f"the task returned a value JSON cannot hold: {exc}")
             self._dead(env, err, "result is not JSON", out)
             return
@@ -149,8 +123,13 @@ class Executor:
         attempts = env.attempts + 1
         limit = task.max_crash_attempts if crashed else task.max_attempts
         if attempts < limit:
-            out.retries.append(int(task.retry_delay(attempts) * 1000))
-            out.retries.append(with_attempts(env.raw, attempts))
+            try:
+                retry = with_attempts(env.raw, attempts)
+            except NotJSON as exc:
+                reason = f"cannot be written back for another attempt: {exc}"
+                self._dead(env, err, reason, out, attempts=attempts)
+                return
+            out.retries.append((int(task.retry_delay(attempts) * 1000), retry))
             return
         reason = f"failed after {attempts} attempt{'s' if attempts > 1 else ''}: {err['type']}"
         self._dead(env, err, reason, out, attempts=attempts)

@@ -14,41 +14,40 @@ import socket
 import time
 from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
-from typing import cast
+from typing import Any
 
-from redpool import codec
-from redpool.connection import Outage, connect
-from redpool.errors import Aborted
-from redpool.keys import Keys, instance_id
+from redpool.errors import Aborted, RedpoolError
+from redpool.keys import instance_id
+from redpool.pipeline import Pipeline, Sort
 from redpool.registry import Registry
-from redpool.scripts import Scripts
-from redpool.state import snapshot
-from workers.child import child_main
-from workers.requeue import ALL, Loss, return_tasks
-from workers.settings import WorkerSettings
-from workers.slots import SlotTable
+from redpool.settings import RedisSettings
+from redpool.workers.child import child_main
+from redpool.workers.giveback import ALL, Loss, sorter
+from redpool.workers.settings import WorkerSettings
+from redpool.workers.slots import SlotTable
 
 log = logging.getLogger("redpool.workers")
 _SIGNALS = {signal.SIGTERM, signal.SIGINT}
-_FOREVER = 2**62
 
 
 class Supervisor:
-    def __init__(self, settings: WorkerSettings, registry: Registry) -> None:
+    def __init__(
+        self, redis: RedisSettings, pipeline: str, settings: WorkerSettings, registry: Registry
+    ) -> None:
+        self.redis = redis
         self.settings = settings
         self.registry = registry
-        self.keys = Keys(settings.pipeline)
-        self.client = connect(settings.redis)
-        self.scripts = Scripts.register(self.client)
+        self.pipe = Pipeline.connect(redis, pipeline, log=log, abort=lambda: self.signals > 1)
         self.id = instance_id()
         self.slots = SlotTable(settings.processes)
         self.procs: list[BaseProcess | None] = [None] * settings.processes
         self.alarmed: list[float] = [0.0] * settings.processes
         self.timed_out: list[bool] = [False] * settings.processes
         self.told_to_stop: list[bool] = [False] * settings.processes
+        self.stranded: set[int] = set()
+        """Children whose tasks could not be given back: they stay in their in-flight lists."""
         self.signals = 0
         self.done = False
-        self.outage = Outage(log, abort=lambda: self.signals > 1)
         self._ctx = multiprocessing.get_context("fork")
         self._due: dict[str, float] = {}
         self._started = round(time.time(), 3)
@@ -67,7 +66,7 @@ class Supervisor:
             "worker %s: %d processes on pipeline %r",
             self.id,
             len(self.procs),
-            self.settings.pipeline,
+            self.pipe.name,
         )
         try:
             while not self._finished():
@@ -98,19 +97,20 @@ class Supervisor:
             self._on_death(index)
         self._check_deadlines()
         if self._every("promote", 0.2):
-            self.outage.call(
-                self.scripts.promote, keys=[self.keys.delayed, self.keys.tasks], args=[500]
-            )
+            self.pipe.promote()
         if self._every("heartbeat", self.settings.lease / 3):
             self._heartbeat()
             self._reap()
         if self.settings.exit_when_done and not self.stopping and self._every("done", 0.25):
-            state = self.outage.call(snapshot, self.client, self.keys)
+            state = self.pipe.snapshot()
             if state.closed and state.idle:
                 log.info("stream closed and nothing left to run; stopping")
                 self.done = True
 
     def _shut_down(self) -> int:
+        """Deregister, unless some child's tasks could not be given back (on any path: a
+        child that died, or one killed by a stop at once): then the registration stays, so
+        another host reaps them once this host's lease runs out."""
         at_once = self.signals > 1
         if at_once:
             for proc in self.procs:
@@ -119,14 +119,20 @@ class Supervisor:
             for index, proc in enumerate(self.procs):
                 if proc is not None:
                     proc.join()
-                    self._give_back(index, Loss("worker stopped at once"), retry_outage=False)
-        try:
-            Outage(log, abort=lambda: True).call(
-                self.scripts.forget,
-                keys=[self.keys.leases, self.keys.workers],
-                args=[self.id, _FOREVER],
+                    self._give_back(index, Loss("worker stopped at once"), patient=False)
+        for index in sorted(self.stranded):  # one more try; a new child may have emptied it
+            self._give_back(index, Loss("worker stopped"), patient=False)
+        if self.stranded:
+            log.warning(
+                "could not give back the tasks of %d child(ren); this host stays registered "
+                "and another host gives them back once its lease (%g s) runs out",
+                len(self.stranded),
+                self.settings.lease,
             )
-        except Exception:  # noqa: BLE001 - Redis gone while stopping: the lease runs out
+            return 1
+        try:
+            self.pipe.impatient().forget(self.id)
+        except RedpoolError:  # Redis gone while stopping: our lease runs out, we get reaped
             log.warning("could not deregister; other hosts will reap this one after its lease")
         return 1 if at_once else 0
 
@@ -140,7 +146,7 @@ class Supervisor:
         self.told_to_stop[index] = False
         proc = self._ctx.Process(
             target=child_main,
-            args=(self.settings, self.registry, self.id, index, slot),
+            args=(self.redis, self.pipe.name, self.settings, self.registry, self.id, index, slot),
             name=f"redpool-child-{index}",
         )
         old = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
@@ -184,15 +190,21 @@ class Supervisor:
             self._spawn(index)
             self._heartbeat()  # publishes the new child's pid
 
-    def _give_back(self, index: int, loss: Loss, retry_outage: bool = True) -> None:
-        inflight = self.keys.inflight(self.id, index)
-        outage = self.outage if retry_outage else Outage(log, abort=lambda: True)
+    def _give_back(self, index: int, loss: Loss, patient: bool = True) -> None:
+        """Give back what child ``index`` held. When that fails (Redis gone at a hard stop,
+        or refusing), the tasks stay in the child's list: a new child in that slot finishes
+        them, and if none comes, the host stays registered for a reaper (``stranded``)."""
+        pipe = self.pipe if patient else self.pipe.impatient()
+        inflight = self.pipe.keys.inflight(self.id, index)
         try:
-            outage.call(
-                return_tasks, self.client, self.keys, inflight, loss, self.registry, self.id
-            )
-        except Exception:  # noqa: BLE001 - Redis gone at a hard stop: our lease will expire
-            log.warning("could not give back tasks of child %d; they return after the lease", index)
+            returned = pipe.give_back(inflight, sorter(loss, self.registry, self.id))
+        except RedpoolError as exc:
+            log.warning("could not give back the tasks of child %d: %s", index, exc)
+            self.stranded.add(index)
+            return
+        self.stranded.discard(index)
+        if returned.dead:
+            log.warning("%d task(s) dead after: %s", len(returned.dead), loss.reason)
 
     def _check_deadlines(self) -> None:
         """SIGALRM a task over its time; SIGKILL its process if it has not stopped after grace."""
@@ -212,60 +224,33 @@ class Supervisor:
 
     # -- lease, reaping, timers --------------------------------------------------------------
 
-    def _describe(self) -> bytes:
+    def _describe(self) -> dict[str, Any]:
         """What `redpool status` shows, and what a reaper needs (how many inflight lists)."""
-        return codec.dumps(
-            {
-                "host": socket.gethostname(),
-                "pid": os.getpid(),
-                "processes": self.settings.processes,
-                "lease": self.settings.lease,
-                "children": [p.pid if p else None for p in self.procs],
-                "started": self._started,
-            }
-        )
+        return {
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "processes": self.settings.processes,
+            "lease": self.settings.lease,
+            "children": [p.pid if p else None for p in self.procs],
+            "started": self._started,
+        }
 
     def _heartbeat(self) -> None:
-        lease_ms = int(self.settings.lease * 1000)
-        self.outage.call(
-            self.scripts.heartbeat,
-            keys=[self.keys.leases, self.keys.workers],
-            args=[self.id, lease_ms, self._describe()],
-        )
+        self.pipe.heartbeat(self.id, self.settings.lease, self._describe())
 
     def _reap(self) -> None:
         """Give back the tasks of every host whose lease ran out. Safe when reapers race."""
-        now = self.outage.call(self.client.time)
-        now_ms = now[0] * 1000 + now[1] // 1000
-        expired = cast(
-            list[tuple[bytes, float]],
-            self.outage.call(
-                self.client.zrangebyscore, self.keys.leases, "-inf", now_ms, withscores=True
-            ),
-        )
-        for raw_id, score in expired:
-            self._reap_host(raw_id.decode(), int(score))
 
-    def _reap_host(self, wid: str, expiry: int) -> None:
-        info = self.outage.call(self.client.hget, self.keys.workers, wid)
-        processes = int(codec.loads(info).get("processes", 0)) if info else 0
-        loss = Loss(f"worker host {wid} stopped renewing its lease", charge=ALL)
-        moved = sum(
-            self.outage.call(
-                return_tasks,
-                self.client,
-                self.keys,
-                self.keys.inflight(wid, i),
-                loss,
-                self.registry,
-                self.id,
-            )
-            for i in range(processes)
-        )
-        self.outage.call(
-            self.scripts.forget, keys=[self.keys.leases, self.keys.workers], args=[wid, expiry]
-        )
-        log.warning("reaped worker host %s: %d task(s) given back", wid, moved)
+        def sort_for(wid: str) -> Sort:
+            loss = Loss(f"worker host {wid} stopped renewing its lease", charge=ALL)
+            return sorter(loss, self.registry, self.id)
+
+        for wid, returned in self.pipe.reap(sort_for):
+            log.warning("reaped worker host %s: %d task(s) given back", wid, returned.count)
+            if returned.dead:
+                log.warning(
+                    "%d task(s) of %s dead after their last attempt", len(returned.dead), wid
+                )
 
     def _every(self, name: str, seconds: float) -> bool:
         now = time.monotonic()
@@ -275,5 +260,7 @@ class Supervisor:
         return True
 
 
-def run_workers(settings: WorkerSettings, registry: Registry) -> int:
-    return Supervisor(settings, registry).run()
+def run_workers(
+    redis: RedisSettings, pipeline: str, settings: WorkerSettings, registry: Registry
+) -> int:
+    return Supervisor(redis, pipeline, settings, registry).run()

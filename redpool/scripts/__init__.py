@@ -1,8 +1,10 @@
 """The Lua scripts of the wire contract, loaded once per client.
 
 Each ``*.lua`` file opens with a header naming its KEYS, ARGV, what it reads and writes and
-what it returns. redis-py's ``Script`` runs them by SHA and reloads them by itself when a
-restarted Redis has forgotten them (NOSCRIPT), which our outage handling relies on.
+what it returns; `redpool.pipeline.Pipeline` has the one method that calls each of them and
+builds its KEYS and ARGV in the header's order. redis-py's ``Script`` runs them by SHA and
+reloads them by itself when a restarted Redis has forgotten them (NOSCRIPT), which our outage
+handling relies on.
 """
 
 from __future__ import annotations
@@ -16,10 +18,10 @@ from redis.commands.core import Script
 MAX_BATCH = 5000
 """Most items one script call moves: Lua's unpack() fails somewhere under 8,000 values."""
 
-_NAMES = ("take", "commit", "ack", "push", "promote", "heartbeat", "forget", "lease")
+_NAMES = ("take", "commit", "ack", "push", "promote", "heartbeat", "forget", "lease", "snapshot")
 
 
-def _source(name: str) -> str:
+def source(name: str) -> str:
     return resources.files(__name__).joinpath(f"{name}.lua").read_text(encoding="utf-8")
 
 
@@ -35,27 +37,8 @@ class Scripts:
     heartbeat: Script
     forget: Script
     lease: Script
+    snapshot: Script
 
     @classmethod
     def register(cls, client: redis.Redis) -> Scripts:
-        return cls(**{name: client.register_script(_source(name)) for name in _NAMES})
-
-    def take_or_wait(
-        self, client: redis.Redis, source: str, holding: str, count: int, block: float | None
-    ) -> list[bytes]:
-        """take.lua; on an empty source, BLMOVE one item so an idle holder wakes at once.
-
-        ``block`` is in seconds; None returns at once (BLMOVE's 0 would wait forever).
-
-        BLMOVE is the blocking form of the same reliable move (blocking commands cannot
-        run inside a script); it keeps the submit-to-result latency of an idle pool low
-        without polling.
-        """
-        held: list[bytes] = self.take(keys=[source, holding], args=[count])
-        if held or block is None:
-            return held
-        # execute_command: redis-py's blmove() is typed for whole seconds only
-        item = client.execute_command(  # type: ignore[no-untyped-call]
-            "BLMOVE", source, holding, "LEFT", "RIGHT", block
-        )
-        return [item] if item is not None else []
+        return cls(**{name: client.register_script(source(name)) for name in _NAMES})

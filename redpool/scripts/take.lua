@@ -9,7 +9,7 @@
 -- KEYS[2]  holding list           redpool:{NAME}:inflight:<worker>:<slot> | redpool:{NAME}:sinking
 -- ARGV[1]  N, the most items to take
 --
--- Reads and writes: LRANGE/LPOP source, RPUSH holding.
+-- Reads and writes: LRANGE holding; LPOP source, RPUSH holding.
 -- Returns: the items now held, oldest first. When the holding list is not empty (a reply lost
 -- to a dropped connection, or a Redis restart that replayed a take) it returns what is already
 -- held and takes nothing new, so the holder finishes that first.

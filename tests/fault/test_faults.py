@@ -12,19 +12,29 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 
 from redpool import codec
-from tests.fault.conftest import Run
-from tests.procs import wait_for
+from tests.procs import Host, wait_for
+from tests.runs import Run
 
 pytestmark = pytest.mark.slow
 
 
-def by_id(results: list[dict[str, object]]) -> dict[str, dict[str, object]]:
+def by_id(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {str(r["id"]): r for r in results}
+
+
+def stop_at_once(host: Host) -> None:
+    """Two SIGTERMs: the second stops the host at once (exit 1), whatever its children run."""
+    host.signal(signal.SIGTERM)
+    # Two signals sent back to back may reach the process as one; wait until it saw the first.
+    wait_for(lambda: "stopping: finishing" in host.output(), what="the first signal")
+    host.signal(signal.SIGTERM)
+    assert host.wait(timeout=30) == 1
 
 
 def gated(run: Run, tmp_path: Path) -> tuple[str, Path]:
@@ -89,11 +99,7 @@ def test_second_signal_stops_at_once_and_returns_the_tasks(run: Run, tmp_path: P
     holder = run.holding(gate_id)
     assert holder is not None
     run.submit_many("echo", [[i] for i in range(1000)])
-    host.signal(signal.SIGTERM)  # the gate task cannot finish, so this alone never ends
-    # Two signals sent back to back may reach the process as one; wait until it saw the first.
-    wait_for(lambda: "stopping: finishing" in host.output(), what="the first signal")
-    host.signal(signal.SIGTERM)
-    assert host.wait(timeout=30) == 1
+    stop_at_once(host)  # the gate task cannot finish, so a first signal alone never ends
     assert run.client.llen(run.key("inflight:{}:{}".format(*holder))) == 0
     assert gate_id in {codec.loads(raw)["id"] for raw in run.client.lrange(run.key("tasks"), 0, -1)}
     run.host()
@@ -113,7 +119,7 @@ def test_task_that_kills_its_process(run: Run) -> None:
     results = by_id(run.finish())
     for pid in poison:
         assert results[pid]["ok"] is False
-        assert results[pid]["error"]["type"] == "WorkerLost"  # type: ignore[index]
+        assert results[pid]["error"]["type"] == "WorkerLost"
         assert results[pid]["attempts"] == 3
     letters = [orjson.loads(x) for x in run.client.lrange(run.key("dead"), 0, -1)]
     assert sorted(letter["id"] for letter in letters) == sorted(poison)
@@ -132,7 +138,7 @@ def test_hanging_tasks_time_out(run: Run) -> None:
     results = by_id(run.finish())
     for pid in (hung, deaf):
         assert results[pid]["ok"] is False and results[pid]["attempts"] == 3
-        assert results[pid]["error"]["type"] == "TaskTimeout"  # type: ignore[index]
+        assert results[pid]["error"]["type"] == "TaskTimeout"
     assert sum(r["ok"] is True for r in results.values()) == 2000
 
 
@@ -187,10 +193,64 @@ def test_two_hosts_race_to_reap_one_dead_host(run: Run) -> None:
 
 
 def test_max_tasks_per_child_replaces_children(run: Run) -> None:
+    """--max-tasks-per-child: each child is replaced after that many tasks, cleanly."""
     host = run.host("--max-tasks-per-child", "100")
     run.start_sink()
-    run.submit_many("echo", [[i] for i in range(3000)])
+    run.submit_many("whoami", [[i] for i in range(3000)])
     results = run.finish()
-    pids = {str(r["worker"]) for r in results}
-    assert len(pids) == 2  # worker names are per slot; the processes behind them changed
+    assert {str(r["worker"]).rsplit(":", 1)[1] for r in results} == {"0", "1"}
+    pids = {r["value"] for r in results}
+    assert len(pids) > 2, "the processes behind the two slots changed"
     assert "died" not in host.output()
+
+
+def test_a_host_that_cannot_give_back_stays_registered_until_reaped(
+    run: Run, tmp_path: Path
+) -> None:
+    """Stopped at once while Redis refuses its give-back, a host keeps its registration, so
+    another host gives its tasks back once its lease runs out: none is orphaned, and every
+    task still has exactly one result."""
+    host = run.host()
+    run.start_sink()
+    gate_id, release = gated(run, tmp_path)
+    run.submit_many("echo", [[i] for i in range(500)])
+    holder = run.holding(gate_id)
+    assert holder is not None
+    run.client.acl_setuser("default", enabled=True, commands=["-lpush"])  # give-back uses it
+    try:
+        stop_at_once(host)
+    finally:
+        run.client.acl_setuser("default", enabled=True, commands=["+lpush"])
+    assert holder[0] in run.workers(), "deregistered with its tasks still held"
+    assert "stays registered" in host.output()
+    run.host()
+    wait_for(lambda: holder[0] not in run.workers(), what="the stopped host to be reaped")
+    release.touch()
+    results = by_id(run.finish())
+    assert results[gate_id]["ok"] is True and results[gate_id]["attempts"] == 1
+
+
+def test_a_child_lost_while_stopping_keeps_its_host_registered(run: Run, tmp_path: Path) -> None:
+    """A child that dies while its host drains for a stop, its tasks refused back by Redis:
+    the host exits without deregistering, and another host gives the tasks back after the
+    lease. Every task still has exactly one result."""
+    host = run.host()
+    run.start_sink()
+    gate_id, release = gated(run, tmp_path)
+    holder = run.holding(gate_id)
+    assert holder is not None
+    host.signal(signal.SIGTERM)  # drain: the gate task holds its child
+    wait_for(lambda: "stopping: finishing" in host.output(), what="the stop to begin")
+    run.client.acl_setuser("default", enabled=True, commands=["-lpush"])  # give-back uses it
+    try:
+        os.kill(run.child_pid(*holder), signal.SIGKILL)
+        assert host.wait(timeout=30) == 1
+    finally:
+        run.client.acl_setuser("default", enabled=True, commands=["+lpush"])
+    assert holder[0] in run.workers(), "deregistered with its tasks still held"
+    assert run.client.llen(run.key("inflight:{}:{}".format(*holder))) == 1
+    run.host()
+    wait_for(lambda: holder[0] not in run.workers(), what="the stopped host to be reaped")
+    release.touch()
+    results = by_id(run.finish())
+    assert results[gate_id]["ok"] is True

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.fault.conftest import LEASE, PIPELINE, Run
 from tests.procs import Host, wait_for
 from tests.redis_server import RedisServer, unavailable
+from tests.runs import LEASE, PIPELINE, Run
 
 pytestmark = pytest.mark.slow
 
@@ -86,7 +86,7 @@ def test_partitioned_host_is_reaped_and_its_late_result_dropped(
 
         ip("link", "set", link, "up")  # the partition heals
         wait_for(
-            lambda: "given back while running" in remote.output(),
+            lambda: "given back while they ran" in remote.output(),
             timeout=60,
             what="the remote host's late commit to be fenced",
         )

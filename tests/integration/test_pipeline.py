@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import orjson
 import redis
@@ -24,7 +25,7 @@ from tests.redis_server import RedisServer
 N = 10_000
 
 
-def expected_ids(results: list[dict[str, object]], n: int) -> set[str]:
+def expected_ids(results: list[dict[str, Any]], n: int) -> set[str]:
     producers = {r["producer"] for r in results if "producer" in r}
     assert len(producers) == 1
     producer = producers.pop()
@@ -59,7 +60,7 @@ def test_ten_thousand_tasks_through_two_processes(
     assert host.wait() == 0, host.output()
     results = read_results(out)
     assert_exactly_once(results, expected_ids(results, N))
-    assert sorted(r["value"] for r in results) == list(range(N))  # type: ignore[type-var]
+    assert sorted(r["value"] for r in results) == list(range(N))
     workers = {str(r["worker"]).rsplit(":", 1)[1] for r in results}
     assert workers == {"0", "1"}, "both processes worked"
     assert_nothing_left(real_redis, pipeline)
@@ -87,7 +88,7 @@ def test_bad_lines_are_named_and_the_good_ones_still_run(
         == 0
     )
     assert host.wait() == 0
-    assert sorted(r["value"] for r in read_results(out)) == [3, 7, 11]  # type: ignore[type-var]
+    assert sorted(r["value"] for r in read_results(out)) == [3, 7, 11]
 
 
 def test_garbage_unknown_tasks_and_bad_arguments_go_to_the_dead_list(
@@ -119,7 +120,7 @@ def test_garbage_unknown_tasks_and_bad_arguments_go_to_the_dead_list(
     assert sunk.returncode == 0 and b"4 result(s): 2 ok, 2 failed" in sunk.stderr
     assert host.wait() == 0
     results = read_results(out)
-    assert sorted(r["value"] for r in results if r["ok"]) == [3, 7]  # type: ignore[type-var]
+    assert sorted(r["value"] for r in results if r["ok"]) == [3, 7]
     dead = redpool("dead", "list", "--redis", url, "--pipeline", pipeline, "--json")
     letters = [orjson.loads(line) for line in dead.stdout.splitlines()]
     reasons = sorted(letter["reason"].split(":")[0] for letter in letters)
@@ -161,7 +162,7 @@ def test_status_reports_the_pipeline_and_its_workers(
 
 
 def test_unreachable_redis_is_one_line_and_non_zero(tmp_path: Path) -> None:
-    from tests.redis_server import free_port
+    from redpool.embedded import free_port
 
     url = f"redis://127.0.0.1:{free_port()}/0"
     for args in (
@@ -180,7 +181,9 @@ def test_configuration_mistakes_are_one_line(redis_server: RedisServer) -> None:
     cases = [
         (["worker", "--tasks", "no_such_tasks_module"], 1, "not found"),
         (["worker", "--tasks", "tests.jobs", "--processes", "0"], 2, "--processes"),
-        (["sink", "--pipeline", "bad name"], 2, "bad pipeline name"),
+        (["worker", "--tasks", "tests.jobs", "--lease", "0.1"], 2, "--lease"),
+        (["produce", "--task", "echo", "--max-backlog", "0"], 2, "--max-backlog"),
+        (["sink", "--pipeline", "bad name"], 2, "pipeline name"),
         (["worker", "--bogus"], 2, "No such option"),
         (["frobnicate"], 2, "No such command"),
         (["status", "--redis", "http://x"], 1, "bad Redis URL"),
@@ -229,8 +232,7 @@ def test_demo_runs_on_its_own_redis(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     values = {
-        r["value"][0] if len(r["value"]) == 1 else tuple(r["value"])  # type: ignore[arg-type,index]
-        for r in read_results(out)
+        r["value"][0] if len(r["value"]) == 1 else tuple(r["value"]) for r in read_results(out)
     }
     assert values == {(2, 2, 3), 97, (7, 11, 13), 2**31 - 1, (71, 839, 1471, 6857)}
 
@@ -286,7 +288,7 @@ def test_demo_falls_back_to_fakeredis_without_redis_server(tmp_path: Path) -> No
     )
     assert done.returncode == 0, done.stderr
     results = read_results(out)
-    assert sorted(r["value"] for r in results)[:3] == [[2], [2, 2], [2, 2, 2]]  # type: ignore[type-var]
+    assert sorted(r["value"] for r in results)[:3] == [[2], [2, 2], [2, 2, 2]]
     assert len(results) == 200
 
 
@@ -316,9 +318,9 @@ def test_log_counting_example(tmp_path: Path) -> None:
         "2",
     )
     assert done.returncode == 0, done.stderr
-    counts = {Path(str(r["value"]["path"])).name: r["value"] for r in read_results(out)}  # type: ignore[index]
+    counts = {Path(str(r["value"]["path"])).name: r["value"] for r in read_results(out)}
     assert counts["a.log"] == {"path": str(logs / "a.log"), "lines": 4, "matches": 2}
-    assert counts["b.log.gz"]["matches"] == 7 and counts["b.log.gz"]["lines"] == 10  # type: ignore[index]
+    assert counts["b.log.gz"]["matches"] == 7 and counts["b.log.gz"]["lines"] == 10
 
 
 def written(out: Path, count: int) -> bool:

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import fakeredis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from producer import Producer
 from redpool import codec
-from redpool.keys import Keys
-from redpool.state import snapshot
-from sink import Sink
-from tests.unit.test_contract import child
+from redpool.pipeline import Pipeline
+from redpool.producer import Producer, ProducerSettings
+from tests.inproc import child, sink
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
     max_leaves=12,
 )
@@ -39,26 +43,30 @@ garbage = st.one_of(
 @given(junk=st.lists(garbage, max_size=12), values=st.lists(st.integers(), max_size=20))
 def test_garbage_never_hurts_valid_work(junk: list[bytes], values: list[int]) -> None:
     client = fakeredis.FakeRedis()
-    keys = Keys("prop")
-    with Producer(client, "prop", batch_size=3) as p:
+    pipe = Pipeline(client, "prop")
+    with Producer(client, "prop", ProducerSettings(batch_size=3)) as p:
         for i, value in enumerate(values):
             if i < len(junk):
-                client.rpush(keys.tasks, junk[i])  # interleaved with the real work
+                client.rpush(pipe.keys.tasks, junk[i])  # interleaved with the real work
             p.submit("echo", value)
         for extra in junk[len(values) :]:
-            client.rpush(keys.tasks, extra)
+            client.rpush(pipe.keys.tasks, extra)
     c = child(client, "prop")
     for _ in range(1000):  # every tick must return, never raise
-        if not c.tick() and snapshot(client, keys).idle:
+        if not c.tick() and pipe.snapshot().idle:
             break
-    seen: list[dict[str, object]] = []
-    Sink(client, "prop", lambda r: seen.append(codec.loads(r.raw)), block_seconds=0.01).run()
+    seen: list[dict[str, Any]] = []
+    sink(client, "prop", lambda r: seen.append(codec.loads(r.raw))).run()
     mine = {str(r["id"]): r for r in seen if r.get("producer") == p.id}
     assert len(mine) == len(values)
     assert [mine[f"{p.id}-{i + 1}"]["value"] for i in range(len(values))] == values
-    state = snapshot(client, keys)
-    assert state.idle and state.results == 0
-    # Everything that was not a valid, answerable task is accounted for in the dead list.
-    assert client.llen(keys.dead) + len(seen) >= len(values) + len(junk) - state.stats.get(
-        "retried", 0
-    )
+    state = pipe.snapshot()
+    assert state.idle and state.results == 0 and state.stats.get("retried", 0) == 0
+    # Every junk payload ended exactly one way: run (an ok result) or dead (a dead letter,
+    # holding the payload as it was), never both, never neither.
+    strays = [r for r in seen if r.get("producer") != p.id]
+    letters = [codec.loads(x) for x in client.lrange(pipe.keys.dead, 0, -1)]
+    assert sum(r["ok"] is True for r in strays) + len(letters) == len(junk)
+    assert sum(r["ok"] is False for r in strays) <= len(letters)
+    shown = sorted(str(letter["payload"]) for letter in letters)
+    assert all(any(s == j.decode("utf-8", "replace") for j in junk) for s in shown)

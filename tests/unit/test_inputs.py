@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from producer.inputs import call_from_json, read_calls
+from redpool.producer.inputs import call_from_json, read_calls
 
 
 def test_json_values_map_to_calls() -> None:

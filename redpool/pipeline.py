@@ -1,0 +1,305 @@
+"""`Pipeline`: the one object that talks to Redis for a pipeline.
+
+It owns the pipeline's keys, its scripts and its retry policy, and has a typed method for every
+operation of the wire contract. Each method that runs a script builds that script's KEYS and
+ARGV in the order its Lua header gives; nothing else in redpool builds them or touches a
+contract key with a raw command. Every method rides out a Redis outage (`Outage`): each call
+is idempotent or fenced, so repeating it after a lost reply is safe.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import redis
+from redis.client import Pipeline as Transaction
+
+from redpool import codec, deadletters, state
+from redpool.connection import Outage, connect, never, redis_ms
+from redpool.envelope import Outcome
+from redpool.errors import RedisRefused, StreamClosed
+from redpool.keys import CLOSED, Keys, Stat
+from redpool.scripts import MAX_BATCH as MAX_BATCH
+from redpool.scripts import Scripts
+from redpool.settings import RedisSettings
+
+FOREVER = 2**62
+"""A lease expiry no lease reaches: `forget` with it drops a host whatever its lease says."""
+
+RedisTarget = str | RedisSettings | redis.Redis | None
+"""What the API's ``redis=`` argument takes: a URL, settings, a client, or None (the default)."""
+
+Sort = Callable[[list[bytes]], "Returned"]
+"""Says, for the tasks a holder held, which go back to the queue and which are dead."""
+
+
+@dataclass(frozen=True)
+class Returned:
+    """How a holder's tasks come back: some to the queue, some answered and dead for good."""
+
+    back: list[bytes] = field(default_factory=list)
+    """Back to the head of the queue, in their order."""
+    results: list[bytes] = field(default_factory=list)
+    dead: list[bytes] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        """Tasks that left the holder (every dead one has a dead letter)."""
+        return len(self.back) + len(self.dead)
+
+    def extend(self, other: Returned) -> None:
+        self.back.extend(other.back)
+        self.results.extend(other.results)
+        self.dead.extend(other.dead)
+
+
+class Pipeline:
+    """One pipeline on one Redis."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        name: str,
+        *,
+        log: logging.Logger | None = None,
+        abort: Callable[[], bool] = never,
+    ) -> None:
+        self.client = client
+        self.keys = Keys(name)
+        self.name = name
+        self._scripts = Scripts.register(client)
+        self._outage = Outage(log or logging.getLogger("redpool"), abort)
+
+    @classmethod
+    def connect(
+        cls,
+        target: RedisTarget,
+        name: str,
+        *,
+        log: logging.Logger | None = None,
+        abort: Callable[[], bool] = never,
+    ) -> Pipeline:
+        """Connect (waiting up to the settings' ``wait`` for Redis), or use a given client."""
+        client = target if isinstance(target, redis.Redis) else connect(RedisSettings.of(target))
+        return cls(client, name, log=log, abort=abort)
+
+    def impatient(self) -> Pipeline:
+        """The same pipeline with a retry policy that gives up at once: for a hard stop, where
+        waiting for Redis would be waiting for ever."""
+        other = copy.copy(self)
+        other._outage = Outage(self._outage.log, abort=lambda: True)
+        return other
+
+    def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return self._outage.call(fn, *args, **kwargs)
+
+    # -- producers ---------------------------------------------------------------------------
+
+    def join(self, producer: str) -> None:
+        """Register a producer: from now on the stream stays open until it closes."""
+        self._call(self.client.hsetnx, self.keys.producers, producer, 0)
+
+    def push(self, producer: str, batch: int, payloads: Sequence[bytes]) -> int:
+        """push.lua: a producer's numbered batch, exactly once; returns the backlog."""
+        keys = [self.keys.tasks, self.keys.producers, self.keys.stats]
+        try:
+            return int(self._call(self._scripts.push, keys=keys, args=[producer, batch, *payloads]))
+        except RedisRefused as exc:
+            if str(exc).startswith("STREAMCLOSED"):
+                raise StreamClosed(str(exc).split(" ", 1)[1]) from None
+            raise
+
+    def close(self, producer: str) -> None:
+        """End a producer's part of the stream (idempotent)."""
+        self._call(self.client.hset, self.keys.producers, producer, CLOSED)
+
+    def backlog(self) -> int:
+        """Tasks waiting to be taken."""
+        return int(self._call(self.client.llen, self.keys.tasks))
+
+    # -- workers -----------------------------------------------------------------------------
+
+    def take(self, holding: str, count: int, block: float | None) -> list[bytes]:
+        """take.lua into ``holding``; on an empty queue, BLMOVE one task so an idle holder
+        wakes at once. ``block`` in seconds; None returns at once (BLMOVE's 0 is for ever)."""
+        return self._take(self.keys.tasks, holding, count, block)
+
+    def _take(self, source: str, holding: str, count: int, block: float | None) -> list[bytes]:
+        return cast(list[bytes], self._call(self._take_or_wait, source, holding, count, block))
+
+    def _take_or_wait(
+        self, source: str, holding: str, count: int, block: float | None
+    ) -> list[bytes]:
+        # BLMOVE is the blocking form of the same reliable move (a script cannot block); it
+        # keeps the submit-to-result latency of an idle pool low without polling.
+        held: list[bytes] = self._scripts.take(keys=[source, holding], args=[count])
+        if held or block is None:
+            return held
+        # execute_command: redis-py's blmove() is typed for whole seconds only
+        item = self.client.execute_command(  # type: ignore[no-untyped-call]
+            "BLMOVE", source, holding, "LEFT", "RIGHT", block
+        )
+        return [item] if item is not None else []
+
+    def commit(self, holding: str, held: Sequence[bytes], token: str, outcome: Outcome) -> int:
+        """commit.lua: results, dead letters and retries of the batch ``held``, and its ack.
+
+        Returns 1 when written, 2 when this very commit had already been written (a reply
+        lost to a dropped connection), 0 when the batch was given back meanwhile (fenced)."""
+        keys = [
+            holding,
+            self.keys.results,
+            self.keys.dead,
+            self.keys.delayed,
+            self.keys.stats,
+            self.keys.committed(holding),
+        ]
+        args: list[Any] = [
+            len(held),
+            held[0],
+            token,
+            len(outcome.results),
+            len(outcome.dead),
+            len(outcome.retries),
+            outcome.ok,
+            outcome.failed,
+            *outcome.results,
+            *outcome.dead,
+        ]
+        for delay_ms, payload in outcome.retries:
+            args += (delay_ms, payload)
+        return int(self._call(self._scripts.commit, keys=keys, args=args))
+
+    def heartbeat(self, worker: str, lease: float, description: dict[str, Any]) -> int:
+        """heartbeat.lua: renew a worker host's lease; returns the Redis time in ms."""
+        args = [worker, int(lease * 1000), codec.dumps(description)]
+        keys = [self.keys.leases, self.keys.workers]
+        return int(self._call(self._scripts.heartbeat, keys=keys, args=args))
+
+    def forget(self, worker: str, expiry: int = FOREVER) -> bool:
+        """forget.lua: drop a worker host's registration unless it renewed after ``expiry``."""
+        keys = [self.keys.leases, self.keys.workers]
+        return bool(self._call(self._scripts.forget, keys=keys, args=[worker, expiry]))
+
+    def expired_hosts(self) -> list[tuple[str, int]]:
+        """(worker host id, lease expiry in ms) of every host whose lease has run out."""
+        now = redis_ms(self._call(self.client.time))
+        expired = cast(
+            list[tuple[bytes, float]],
+            self._call(self.client.zrangebyscore, self.keys.leases, "-inf", now, withscores=True),
+        )
+        return [(wid.decode(), int(score)) for wid, score in expired]
+
+    def workers(self) -> dict[str, dict[str, Any]]:
+        """Worker host id -> its self-description, for every host not yet reaped."""
+        raw = cast(dict[bytes, bytes], self._call(self.client.hgetall, self.keys.workers))
+        return state.descriptions(raw.items())
+
+    def give_back(self, holding: str, sort: Sort) -> Returned:
+        """Empty ``holding``: ``sort`` says what goes back to the head of the queue and what is
+        answered and dead. Runs under WATCH, so when reapers race (or the holder's own commit
+        lands meanwhile), each held task comes back exactly once."""
+
+        def move(pipe: Transaction) -> Returned:
+            held = cast(list[bytes], pipe.lrange(holding, 0, -1))
+            returned = sort(held) if held else Returned()
+            pipe.multi()
+            if not held:
+                return returned  # an empty transaction: nothing to give back
+            pipe.delete(holding)
+            if returned.back:
+                pipe.lpush(self.keys.tasks, *reversed(returned.back))
+                pipe.hincrby(self.keys.stats, Stat.REQUEUED, len(returned.back))
+            if returned.results:
+                pipe.rpush(self.keys.results, *returned.results)
+                pipe.hincrby(self.keys.stats, Stat.FAILED, len(returned.results))
+            if returned.dead:
+                pipe.rpush(self.keys.dead, *returned.dead)
+            return returned
+
+        def transaction() -> Returned:
+            # redis-py types the callable as returning None even with value_from_callable=True
+            return cast(
+                Returned,
+                self.client.transaction(
+                    move,  # type: ignore[arg-type]
+                    holding,
+                    value_from_callable=True,
+                ),
+            )
+
+        return cast(Returned, self._call(transaction))
+
+    def reap(self, sort_for: Callable[[str], Sort]) -> list[tuple[str, Returned]]:
+        """Give back what every worker host whose lease ran out held, then drop its
+        registration (unless it renewed meanwhile). A give-back that fails raises before the
+        host is dropped, so its tasks stay where the next reaper looks."""
+        reaped = []
+        workers = self.workers()
+        for wid, expiry in self.expired_hosts():
+            sort, returned = sort_for(wid), Returned()
+            for slot in range(state.processes(workers.get(wid, {}))):
+                returned.extend(self.give_back(self.keys.inflight(wid, slot), sort))
+            self.forget(wid, expiry)
+            reaped.append((wid, returned))
+        return reaped
+
+    def promote(self, limit: int = 500) -> int:
+        """promote.lua: retries whose time has come, to the head of the queue."""
+        keys = [self.keys.delayed, self.keys.tasks]
+        return int(self._call(self._scripts.promote, keys=keys, args=[limit]))
+
+    # -- the sink ----------------------------------------------------------------------------
+
+    def lease(self, holder: str, seconds: float) -> bool:
+        """lease.lua: take or renew the sink's lease; False while another sink holds it."""
+        args = [holder, int(seconds * 1000)]
+        return bool(self._call(self._scripts.lease, keys=[self.keys.sink], args=args))
+
+    def release(self, holder: str) -> None:
+        """Give the sink's lease up, if we hold it."""
+        self._call(self._scripts.lease, keys=[self.keys.sink], args=[holder, 0])
+
+    def take_results(self, count: int, block: float | None) -> list[bytes]:
+        """take.lua from ``results`` into ``sinking``, as `take` for the workers."""
+        return self._take(self.keys.results, self.keys.sinking, count, block)
+
+    def ack(self, held: Sequence[bytes], counted: int) -> bool:
+        """ack.lua: the sink wrote ``held``; ``counted`` of them answer submitted tasks."""
+        keys = [self.keys.sinking, self.keys.stats]
+        return bool(self._call(self._scripts.ack, keys=keys, args=[len(held), held[0], counted]))
+
+    # -- status and dead letters -------------------------------------------------------------
+
+    def snapshot(self) -> state.Snapshot:
+        """snapshot.lua: everything `redpool status` shows, read in one step."""
+        k = self.keys
+        keys = [k.tasks, k.delayed, k.results, k.dead, k.producers, k.stats, k.leases, k.workers]
+        reply = self._call(self._scripts.snapshot, keys=keys, args=[k.inflight_prefix])
+        return state.from_reply(reply)
+
+    def dead_letters(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The oldest ``limit`` dead letters (all when ``limit`` is 0), parsed."""
+        end = limit - 1 if limit else -1
+        raw = cast(list[bytes], self._call(self.client.lrange, self.keys.dead, 0, end))
+        return [deadletters.parse(item) for item in raw]
+
+    def dead_count(self) -> int:
+        return int(self._call(self.client.llen, self.keys.dead))
+
+    def retry_dead(self) -> deadletters.RetryReport:
+        """Every dead task back to the queue with a fresh attempt count (under WATCH)."""
+        return cast(
+            deadletters.RetryReport, self._call(deadletters.retry_all, self.client, self.keys)
+        )
+
+    def purge_dead(self) -> int:
+        """Drop the dead letters there are now; returns how many. LTRIM removes exactly the
+        ones counted, so a letter written in between stays."""
+        count = int(self._call(self.client.llen, self.keys.dead))
+        self._call(self.client.ltrim, self.keys.dead, count, -1)
+        return count

@@ -1,0 +1,45 @@
+"""Roles driven in this process, on any client (fakeredis or a real server)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import redis
+
+from redpool.pipeline import Pipeline
+from redpool.registry import Registry
+from redpool.sink import Sink, SinkSettings
+from redpool.sink.sink import Handler
+from redpool.workers.child import Child
+from redpool.workers.settings import WorkerSettings
+from redpool.workers.slots import Slot
+from tests import jobs
+
+REGISTRY = Registry.from_module(jobs)
+
+
+def child(
+    client: redis.Redis, pipeline: str, index: int = 0, worker: str = "w1", batch: int = 0
+) -> Child:
+    """A worker child whose ``tick()`` a test calls itself; ``batch`` fixes how many tasks
+    each tick takes (else it adapts, from one)."""
+    options = WorkerSettings(processes=1, block_seconds=0.01)
+    if batch:
+        options = dataclasses.replace(options, first_batch=batch, max_batch=batch)
+    return Child(Pipeline(client, pipeline), options, REGISTRY, worker, index, Slot())
+
+
+def sink(
+    client: redis.Redis, pipeline: str, handler: Handler | None = None, **settings: int
+) -> Sink:
+    """A sink that blocks only briefly when idle, for tests that drive it in this process."""
+    options = SinkSettings(block_seconds=0.01, **settings)
+    return Sink(client, pipeline, handler, settings=options)
+
+
+def run_until_idle(c: Child) -> int:
+    """Tick until a tick finds nothing; returns how many tasks ran."""
+    total = 0
+    while n := c.tick():
+        total += n
+    return total
