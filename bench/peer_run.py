@@ -1,7 +1,7 @@
 """Run one peer job queue on one workload and print {"seconds": ...} as JSON.
 
 usage: python bench/peer_run.py SYSTEM WORKLOAD N ARG PORT
-SYSTEM: rq-pool | rq-simple | celery | dramatiq;  WORKLOAD: noop | burn.
+SYSTEM: rq-pool | rq-simple | celery | dramatiq | huey;  WORKLOAD: noop | burn.
 Prints the seconds, and the sum of what the tasks returned (for burn: the seconds each took
 inside its worker, the work content at the speed the machine had during the run).
 Each peer gets 2 worker processes on a redis-server at 127.0.0.1:PORT that it may flush.
@@ -119,6 +119,30 @@ def run_dramatiq() -> tuple[float, float]:
         stop(procs)
 
 
-RUNNERS = {"rq-pool": run_rq, "rq-simple": run_rq, "celery": run_celery, "dramatiq": run_dramatiq}
+def run_huey() -> tuple[float, float]:
+    import huey_app
+    import redis
+
+    redis.Redis.from_url(URL).flushall()
+    # -q: warnings only, as Celery runs with -l ERROR; the default logs two lines per task
+    procs = start([["huey_consumer", "huey_app.huey", "-k", "process", "-w", "2", "-q"]])
+    try:
+        fn = getattr(huey_app, WORKLOAD)
+        fn(0).get(blocking=True, timeout=120)
+        t = time.perf_counter()
+        results = [fn(ARG) for _ in range(N)]
+        values = [res.get(blocking=True, timeout=600) for res in results]
+        return time.perf_counter() - t, sum(values)
+    finally:
+        stop(procs)
+
+
+RUNNERS = {
+    "rq-pool": run_rq,
+    "rq-simple": run_rq,
+    "celery": run_celery,
+    "dramatiq": run_dramatiq,
+    "huey": run_huey,
+}
 seconds, work = RUNNERS[SYSTEM]()
 print(json.dumps({"seconds": seconds, "work": work}))

@@ -1,4 +1,4 @@
-"""redpool against multiprocessing.Pool, RQ, Celery and Dramatiq, on this machine, in one run.
+"""redpool against multiprocessing.Pool, RQ, Celery, Dramatiq and Huey, on this machine, in one run.
 
 usage: python bench/run.py [--quick] [--no-peers]
 
@@ -266,6 +266,7 @@ PEERS = {  # system: (label, distribution, N for (a))
     "rq-simple": ("RQ 2 x SimpleWorker", "rq", 1000),
     "celery": ("Celery prefork -c 2", "celery", 3000),
     "dramatiq": ("Dramatiq -p 2 -t 8", "dramatiq", 3000),
+    "huey": ("Huey -k process -w 2", "huey", 3000),
 }
 
 
