@@ -43,7 +43,7 @@ def main() -> None:
     else:
         import orjson
 
-        from redpool.envelope import ResultEnvelope
+        from redpool.answers import ResultEnvelope
         from redpool.sink import Sink
 
         count = 0

@@ -1,16 +1,32 @@
-"""Producer: submit tasks, in batches, with backpressure, exactly once."""
+"""Producer: submit tasks in chunks and batches, with backpressure, exactly once.
+
+Tasks go out as chunks (many tasks of one name in one element of the tasks list) and chunks
+in batches (many elements in one push). With ``chunksize="auto"`` a chunk holds about
+`CHUNK_SECONDS` of work, by the time per task the workers last measured for that task name
+(push.lua hands it back with every push); while nothing is known yet, chunks are small.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import islice
-from typing import Any
+from typing import Any, Literal
 
-from redpool.envelope import encode_task
-from redpool.errors import StreamClosed
+from redpool import codec
+from redpool.codec import NotJSON
+from redpool.envelope import (
+    MAX_CHUNK,
+    encode_listed,
+    encode_listed_json,
+    encode_run,
+    encode_run_json,
+    encode_task,
+    encode_task_json,
+)
+from redpool.errors import PayloadError, StreamClosed
 from redpool.keys import DEFAULT_PIPELINE, instance_id
 from redpool.pipeline import MAX_BATCH, Pipeline, RedisTarget
 from redpool.registry import Task
@@ -18,15 +34,31 @@ from redpool.settings import require, require_range
 
 log = logging.getLogger("redpool.producer")
 
-Call = tuple[list[Any] | tuple[Any, ...], dict[str, Any]]
+Call = tuple[list[Any] | tuple[Any, ...], dict[str, Any] | None]
+"""(args, kwargs) of one task; kwargs may be None or empty."""
+JsonCall = tuple[bytes, bytes | None]
+"""(args, kwargs) of one task as JSON already written: an array, and an object or None."""
+Chunksize = int | Literal["auto"]
+
+CHUNK_SECONDS = 0.05
+"""``auto``: the work one chunk holds; long enough that a chunk's own cost (a few Redis
+operations, a parse, a commit) is small beside it, short enough to spread over processes."""
+FIRST_CHUNK = 8
+"""``auto``: tasks per chunk while no worker has timed the task yet."""
+MAX_AUTO_CHUNK = 1000
+"""``auto``: past this, bigger chunks save nothing measurable and delay the first answers."""
 
 
 @dataclass(frozen=True)
 class ProducerSettings:
     max_backlog: int | None = None
-    """Block while the queue holds more tasks than this: bounds Redis memory."""
-    batch_size: int = 500
+    """Block while the queue holds more tasks than this (about: it is counted in chunks of
+    the size being sent): bounds Redis memory."""
+    batch_size: int = 1000
     """Tasks per push: one round trip each."""
+    chunksize: Chunksize = "auto"
+    """Tasks per element of the tasks list; 1 sends single tasks; ``auto`` sizes chunks to
+    about `CHUNK_SECONDS` of work each."""
 
     def __post_init__(self) -> None:
         require_range("batch_size", self.batch_size, 1, MAX_BATCH)
@@ -34,6 +66,12 @@ class ProducerSettings:
             self.max_backlog is None or self.max_backlog >= 1,
             "max_backlog",
             f"must be at least 1, not {self.max_backlog}",
+        )
+        require(
+            self.chunksize == "auto"
+            or (isinstance(self.chunksize, int) and 1 <= self.chunksize <= MAX_CHUNK),
+            "chunksize",
+            f"must be 'auto' or 1..{MAX_CHUNK}, not {self.chunksize!r}",
         )
 
 
@@ -54,32 +92,54 @@ class Producer:
         self.pipe = Pipeline.connect(redis, pipeline, log=log)
         self.id = instance_id()
         self.submitted = 0
-        self._batch_size = min(self.settings.batch_size, self.settings.max_backlog or MAX_BATCH)
+        self._id_prefix = f"{self.id}-"
+        self._id_json = codec.dumps(self.id)[:-1] + b"-"  # '"<id>-': ids are made by appending
+        self._pace: dict[str, float] = {}
         self._batch = 0
         self._closed = False
         self.pipe.join(self.id)
 
     def submit(self, task: Task | str, /, *args: Any, **kwargs: Any) -> str:
-        """Push one task now; returns its id."""
+        """Push one task now, as a single task; returns its id."""
         name = _name(task)
         task_id = self._next_id()
-        self._push([encode_task(task_id, name, args, kwargs, self.id)])
+        self._push(name, [encode_task(task_id, name, args, kwargs, self.id)], 1)
         return task_id
 
-    def map(self, task: Task | str, iterable: Iterable[Any]) -> int:
-        """One task per item (the item is its one argument), pushed in batches."""
-        return self.submit_many(task, (((item,), {}) for item in iterable))
+    def map(
+        self, task: Task | str, iterable: Iterable[Any], chunksize: Chunksize | None = None
+    ) -> int:
+        """One task per item (the item is its one argument), pushed in chunks; streams."""
+        return self.submit_many(task, (((item,), None) for item in iterable), chunksize)
 
-    def submit_many(self, task: Task | str, calls: Iterable[Call]) -> int:
-        """One task per ``(args, kwargs)``, pushed in batches; returns how many.
+    def submit_many(
+        self,
+        task: Task | str,
+        calls: Iterable[tuple[list[Any] | tuple[Any, ...], dict[str, Any] | None]],
+        chunksize: Chunksize | None = None,
+    ) -> int:
+        """One task per ``(args, kwargs)``, in chunks and batches; returns how many.
 
-        Streams: only one batch is in memory at a time, whatever the size of ``calls``.
-        """
+        Streams: one batch at a time is in memory, whatever the size of ``calls``. Raises
+        PayloadError, naming the task, for arguments JSON cannot hold; the batches before it
+        were sent."""
         name = _name(task)
+        it = iter(calls)
         count = 0
-        for chunk in _batches(calls, self._batch_size):
-            self._push([encode_task(self._next_id(), name, a, k, self.id) for a, k in chunk])
-            count += len(chunk)
+        while batch := list(islice(it, self._batch_tasks(name, chunksize))):
+            count += self._send(name, batch, chunksize)
+        return count
+
+    def submit_json(
+        self, task: Task | str, calls: Iterable[JsonCall], chunksize: Chunksize | None = None
+    ) -> int:
+        """`submit_many` for arguments already written as JSON (checked by the caller): they
+        go into the chunks as they are, never parsed and written again."""
+        name = _name(task)
+        it = iter(calls)
+        count = 0
+        while batch := list(islice(it, self._batch_tasks(name, chunksize))):
+            count += self._send_json(name, batch, chunksize)
         return count
 
     def close(self) -> None:
@@ -94,23 +154,101 @@ class Producer:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    # -- chunks and batches ------------------------------------------------------------------
+
+    def chunksize(self, name: str, asked: Chunksize | None = None) -> int:
+        """Tasks per chunk for task ``name`` now: as asked, as set, or sized by its pace."""
+        size = asked if asked is not None else self.settings.chunksize
+        if size != "auto":
+            return size
+        pace = self._pace.get(name)
+        if pace is None:
+            return FIRST_CHUNK
+        return max(1, min(MAX_AUTO_CHUNK, round(CHUNK_SECONDS * 1e6 / max(pace, 0.01))))
+
+    def _batch_tasks(self, name: str, asked: Chunksize | None) -> int:
+        return min(
+            max(self.settings.batch_size, self.chunksize(name, asked)),
+            MAX_BATCH * self.chunksize(name, asked),
+        )
+
+    def _send(self, name: str, calls: list[Call], asked: Chunksize | None) -> int:
+        """One batch: single tasks, runs, or (with keyword arguments) listed chunks."""
+        size, first = self.chunksize(name, asked), self.submitted + 1
+        self.submitted += len(calls)
+        try:
+            if size == 1:
+                elements = [
+                    encode_task(f"{self._id_prefix}{n}", name, args, kwargs or {}, self.id)
+                    for n, (args, kwargs) in enumerate(calls, first)
+                ]
+            elif any(kwargs for _, kwargs in calls):
+                items = [
+                    [f"{self._id_prefix}{n}", args, kwargs]
+                    if kwargs
+                    else [f"{self._id_prefix}{n}", args]
+                    for n, (args, kwargs) in enumerate(calls, first)
+                ]
+                elements = [
+                    encode_listed(name, self.id, items[at : at + size])
+                    for at in range(0, len(items), size)
+                ]
+            else:
+                elements = [
+                    encode_run(name, self.id, first + at, [a for a, _ in calls[at : at + size]])
+                    for at in range(0, len(calls), size)
+                ]
+        except NotJSON:
+            raise _which(calls, first) from None
+        self._push(name, elements, len(calls))
+        return len(calls)
+
+    def _send_json(self, name: str, calls: list[JsonCall], asked: Chunksize | None) -> int:
+        size, first = self.chunksize(name, asked), self.submitted + 1
+        self.submitted += len(calls)
+        ids = [b'%s%d"' % (self._id_json, n) for n in range(first, first + len(calls))]
+        if size == 1:
+            elements = [
+                encode_task_json(task_id, name, args, kwargs, self.id)
+                for task_id, (args, kwargs) in zip(ids, calls, strict=True)
+            ]
+        elif any(kwargs for _, kwargs in calls):
+            items = [
+                b"[%b,%b,%b]" % (task_id, args, kwargs) if kwargs else b"[%b,%b]" % (task_id, args)
+                for task_id, (args, kwargs) in zip(ids, calls, strict=True)
+            ]
+            elements = [
+                encode_listed_json(name, self.id, items[at : at + size])
+                for at in range(0, len(items), size)
+            ]
+        else:
+            elements = [
+                encode_run_json(name, self.id, first + at, [a for a, _ in calls[at : at + size]])
+                for at in range(0, len(calls), size)
+            ]
+        self._push(name, elements, len(calls))
+        return len(calls)
+
     def _next_id(self) -> str:
         self.submitted += 1
-        return f"{self.id}-{self.submitted}"
+        return f"{self._id_prefix}{self.submitted}"
 
-    def _push(self, payloads: list[bytes]) -> None:
+    def _push(self, name: str, elements: list[bytes], tasks: int) -> None:
         if self._closed:
             raise StreamClosed(f"producer {self.id} is closed")
         self._batch += 1
-        self._wait_for_room(self.pipe.push(self.id, self._batch, payloads))
+        backlog, pace = self.pipe.push(self.id, self._batch, elements, tasks, name)
+        if pace is not None:
+            self._pace[name] = pace
+        self._wait_for_room(backlog, max(1, tasks // len(elements)))
 
-    def _wait_for_room(self, backlog: int) -> None:
+    def _wait_for_room(self, backlog: int, per_element: int) -> None:
         """Block while the backlog is over ``max_backlog``: bounds Redis memory."""
         limit = self.settings.max_backlog
         if limit is None:
             return
         delay = 0.002
-        while backlog > limit:
+        while backlog * per_element > limit:
             time.sleep(delay)
             delay = min(delay * 2, 0.1)
             backlog = self.pipe.backlog()
@@ -120,7 +258,11 @@ def _name(task: Task | str) -> str:
     return task.name if isinstance(task, Task) else task
 
 
-def _batches(items: Iterable[Call], size: int) -> Iterator[list[Call]]:
-    it = iter(items)
-    while batch := list(islice(it, size)):
-        yield batch
+def _which(calls: list[Call], first: int) -> PayloadError:
+    """Which task of a batch JSON cannot hold, for the error."""
+    for number, call in enumerate(calls, first):
+        try:
+            codec.dumps(call)
+        except NotJSON as exc:
+            return PayloadError(b"", f"task number {number} cannot be sent: {exc}")
+    return PayloadError(b"", "a task of this batch cannot be sent as JSON")

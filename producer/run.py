@@ -41,5 +41,5 @@ def produce_file(
         log.error("%s:%d: %s; line skipped", path if path != "-" else "<stdin>", number, reason)
 
     with open_input(path) as stream, Producer(redis, pipeline, settings) as producer:
-        count = producer.submit_many(task, read_calls(stream, on_bad))
+        count = producer.submit_json(task, read_calls(stream, on_bad))
     return count, bad

@@ -19,6 +19,7 @@ from redpool.errors import ConfigError, RedisRefused, RedpoolError, SettingError
 from redpool.keys import DEFAULT_PIPELINE, check_pipeline_name
 from redpool.pipeline import Pipeline
 from redpool.producer import ProducerSettings
+from redpool.producer.producer import Chunksize
 from redpool.settings import DEFAULT_URL, RedisSettings
 from redpool.sink import SinkSettings
 from redpool.workers.settings import WorkerSettings
@@ -116,6 +117,25 @@ def _worker_options(fn: Callable[P, R]) -> Callable[P, R]:
     )(fn)
 
 
+def _chunk(_ctx: click.Context, _param: click.Parameter, value: str) -> Chunksize:
+    if value == "auto":
+        return "auto"
+    try:
+        return int(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a number or 'auto'") from None
+
+
+def _chunksize_option(fn: Callable[P, R]) -> Callable[P, R]:
+    return click.option(
+        "--chunksize",
+        default=str(ProducerSettings.chunksize),
+        show_default=True,
+        callback=_chunk,
+        help="Tasks per element of the queue, or auto: about 50 ms of work each.",
+    )(fn)
+
+
 @cli.command()
 @common
 @_worker_options
@@ -183,11 +203,18 @@ def _worker_settings(processes: int | None, **options: Any) -> WorkerSettings:
     default=ProducerSettings.max_backlog,
     help="Block while the queue holds more tasks than this.",
 )
-def produce(options: Common, task_name: str, input_path: str, max_backlog: int | None) -> None:
+@_chunksize_option
+def produce(
+    options: Common,
+    task_name: str,
+    input_path: str,
+    max_backlog: int | None,
+    chunksize: Chunksize,
+) -> None:
     """Submit one task per JSON line, then close the stream."""
     from redpool.producer.run import produce_file
 
-    settings = ProducerSettings(max_backlog=max_backlog)
+    settings = ProducerSettings(max_backlog=max_backlog, chunksize=chunksize)
     count, bad = produce_file(options.redis, options.pipeline, task_name, input_path, settings)
     click.echo(f"redpool: submitted {count} task(s) to pipeline {options.pipeline!r}", err=True)
     if bad:
@@ -224,6 +251,7 @@ def status(options: Common, as_json: bool) -> None:
 @click.option("--task", "task_name", required=True, help="Task to run once per input line.")
 @click.option("--input", "input_path", required=True, help="JSON Lines file, or - for stdin.")
 @click.option("--output", default="-", show_default=True, help="File to write, or -.")
+@_chunksize_option
 def run(
     options: Common,
     tasks_module: str,
@@ -231,6 +259,7 @@ def run(
     task_name: str,
     input_path: str,
     output: str,
+    chunksize: Chunksize,
 ) -> None:
     """Producer, worker pool and sink on this machine; a private Redis unless --redis."""
     from redpool.demo import run_all
@@ -245,6 +274,7 @@ def run(
         input_path,
         output,
         _worker_settings(processes, exit_when_done=True),
+        ProducerSettings(chunksize=chunksize),
     )
 
 

@@ -35,6 +35,7 @@ def run_all(
     input_path: str,
     output: str,
     settings: WorkerSettings,
+    producing: ProducerSettings,
 ) -> None:
     registry = Registry.load(tasks_module)  # fail here, in one line, not in the pool
     if registry.get(task_name) is None:
@@ -51,7 +52,9 @@ def run_all(
         stack.callback(_stop, pool)
         produced: dict[str, int] = {}
         feeder = threading.Thread(
-            target=_feed, args=(redis, pipeline, task_name, input_path, produced), daemon=True
+            target=_feed,
+            args=(redis, pipeline, task_name, input_path, producing, produced),
+            daemon=True,
         )
         feeder.start()
         out = JsonLines(stream)
@@ -92,12 +95,15 @@ def _serve(
 
 
 def _feed(
-    redis: RedisSettings, pipeline: str, task: str, path: str, produced: dict[str, int]
+    redis: RedisSettings,
+    pipeline: str,
+    task: str,
+    path: str,
+    settings: ProducerSettings,
+    produced: dict[str, int],
 ) -> None:
     try:
-        produced["count"], produced["bad"] = produce_file(
-            redis, pipeline, task, path, ProducerSettings()
-        )
+        produced["count"], produced["bad"] = produce_file(redis, pipeline, task, path, settings)
     except RedpoolError as exc:  # reported by the main thread
         produced["error"] = 1
         click.echo(f"redpool: error: {exc}", err=True)

@@ -1,35 +1,43 @@
-"""Task, result and dead-letter envelopes: the JSON a person reads in ``redis-cli``.
+"""Task envelopes: the JSON a person reads in ``redis-cli``, and what workers run.
 
-A task is ``{"id", "task", "args", "kwargs"}`` plus ``producer`` (who submitted it; the sink
-counts only those toward the end of the stream) and ``attempts`` (failed attempts so far).
-A result is ``{"id", "task", "ok": true, "value"}`` or ``{"id", "task", "ok": false, "error":
-{"type", "message", "traceback"}}`` plus ``worker``, ``attempts`` and ``ms``. A dead letter is
-``{"reason", "payload", "at"}`` plus whatever of ``id``/``task``/``error``/``attempts`` is known.
+One element of the tasks list is one of three shapes:
 
-Everything is encoded and parsed through `redpool.codec` (exact for big integers), except the
-sink's look at a result, which reads no numbers. Nothing here touches Redis.
+* a single task: ``{"id", "task", "args", "kwargs", "producer"?, "attempts"?}``;
+* a run: many tasks of one name from one producer, whose ids follow each other:
+  ``{"n", "task", "producer", "first", "args": [args, ...]}``; the i-th task's id is
+  ``<producer>-<first + i>``, the ids a producer gives anyway. Nothing per task but its
+  arguments crosses Redis;
+* a listed chunk, for tasks a run cannot hold (other ids, keyword arguments, attempts):
+  ``{"n", "task", "producer"?, "items": [[id, args, kwargs?, attempts?], ...]}``.
+
+``n`` comes first, so a script counts an element's tasks without parsing it (`tasks_in`).
+Everything is encoded and parsed through `redpool.codec` (exact for big integers). Nothing
+here touches Redis; the answers side is `redpool.answers`.
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 from redpool import codec
+from redpool.codec import NotJSON
 from redpool.errors import PayloadError
 
 MAX_PAYLOAD = 16 * 1024 * 1024
 """Bytes; a bigger task payload goes to the dead list instead of into a worker's memory."""
-_SHOWN = 2048
+MAX_CHUNK = 5000
+"""Most tasks one chunk holds: the producer never makes a bigger one, and a bigger one pushed
+by hand is dead (its answers alone would be an element larger than a sane payload)."""
+SHOWN = 2048
 """How much of an oversized payload a dead letter keeps, so the dead list stays small."""
+_COUNT = re.compile(rb'\{"n":(\d{1,9}),')
 
 
 @dataclass(slots=True)
 class TaskEnvelope:
-    """A parsed task; ``raw`` is the exact payload, for retries and dead letters.
+    """A parsed single task; ``raw`` is the exact payload, for retries and dead letters.
 
     Not frozen: a frozen dataclass costs several times more per instance, on a path that
     runs once per task. Treat it as read-only.
@@ -44,22 +52,198 @@ class TaskEnvelope:
     raw: bytes
 
 
+@dataclass(slots=True)
+class Unit:
+    """One element of the tasks list as the executor runs it.
+
+    A run keeps its arguments in ``args`` (ids from ``producer`` and ``first``); a single task
+    or a listed chunk keeps [id, args, kwargs?, attempts?] items in ``items`` (a single task's
+    one item made from its fields). Tasks are checked one by one as they run, so one bad task
+    spoils no other.
+    """
+
+    task: str
+    producer: str | None
+    single: bool
+    raw: bytes
+    body: dict[str, Any]
+    """The element as parsed, for writing it again with other tasks (`rebuild`)."""
+    items: list[Any] | None = None
+    args: list[Any] | None = None
+    first: int = 0
+
+    @property
+    def count(self) -> int:
+        return len(self.args if self.args is not None else self.items or ())
+
+    def listed(self) -> list[Any]:
+        """Its tasks as [id, args, ...] items, whatever its shape."""
+        if self.args is None:
+            return self.items or []
+        prefix = f"{self.producer}-"
+        return [[f"{prefix}{self.first + i}", args] for i, args in enumerate(self.args)]
+
+
 def encode_task(
     task_id: str,
     name: str,
     args: list[Any] | tuple[Any, ...],
     kwargs: dict[str, Any],
     producer: str | None = None,
+    attempts: int = 0,
 ) -> bytes:
-    """Raises TypeError when an argument is not JSON."""
+    """A single task. Raises NotJSON when an argument is not JSON."""
     body: dict[str, Any] = {"id": task_id, "task": name, "args": args, "kwargs": kwargs}
     if producer is not None:
         body["producer"] = producer
+    if attempts:
+        body["attempts"] = attempts
     return codec.dumps(body)
 
 
-def parse_task(raw: bytes, max_size: int = MAX_PAYLOAD) -> TaskEnvelope:
-    """Raises PayloadError with a reason a person can act on."""
+def encode_run(name: str, producer: str, first: int, args: list[Any]) -> bytes:
+    """A run of tasks; raises NotJSON when an argument is not JSON."""
+    return codec.dumps(
+        {"n": len(args), "task": name, "producer": producer, "first": first, "args": args}
+    )
+
+
+def encode_run_json(name: str, producer: str, first: int, args: list[bytes]) -> bytes:
+    """`encode_run` from arguments already written as JSON arrays (lines of input, checked):
+    nothing is parsed and written again."""
+    head = b'{"n":%d,"task":%b,"producer":%b,"first":%d,"args":[' % (
+        len(args),
+        codec.dumps(name),
+        codec.dumps(producer),
+        first,
+    )
+    return head + b",".join(args) + b"]}"
+
+
+def encode_listed(name: str, producer: str | None, items: list[list[Any]]) -> bytes:
+    """A listed chunk; raises NotJSON when an argument is not JSON."""
+    body: dict[str, Any] = {"n": len(items), "task": name}
+    if producer is not None:
+        body["producer"] = producer
+    body["items"] = items
+    return codec.dumps(body)
+
+
+def encode_listed_json(name: str, producer: str, items: list[bytes]) -> bytes:
+    """`encode_listed` from items already written as JSON ([id, args, kwargs?])."""
+    head = b'{"n":%d,"task":%b,"producer":%b,"items":[' % (
+        len(items),
+        codec.dumps(name),
+        codec.dumps(producer),
+    )
+    return head + b",".join(items) + b"]}"
+
+
+def encode_task_json(
+    id_json: bytes, name: str, args: bytes, kwargs: bytes | None, producer: str | None
+) -> bytes:
+    """`encode_task` from JSON that is already written."""
+    body = b'{"id":%b,"task":%b,"args":%b,"kwargs":%b' % (
+        id_json,
+        codec.dumps(name),
+        args,
+        kwargs or b"{}",
+    )
+    if producer is not None:
+        body += b',"producer":' + codec.dumps(producer)
+    return body + b"}"
+
+
+def tasks_in(raw: bytes) -> int:
+    """How many tasks an element of the tasks or results list holds: a chunk's ``n`` (read
+    from the front, without parsing the rest), else 1."""
+    found = _COUNT.match(raw)
+    return int(found.group(1)) if found else 1
+
+
+def parse_unit(raw: bytes, max_size: int = MAX_PAYLOAD) -> Unit:
+    """An element of the tasks list, whatever its shape; raises PayloadError with a reason a
+    person can act on when the element as a whole is unusable."""
+    body = _object(raw, max_size)
+    if "args" in body and "first" in body:
+        return _run(raw, body)
+    if "items" not in body:
+        env = _task(raw, body)
+        item = [env.id, env.args, env.kwargs, env.attempts]
+        return Unit(env.task, env.producer, True, raw, body, items=[item])
+    name, producer, items = _chunk_fields(raw, body, "items")
+    return Unit(name, producer, False, raw, body, items=items)
+
+
+def _run(raw: bytes, body: dict[str, Any]) -> Unit:
+    name, producer, args = _chunk_fields(raw, body, "args")
+    first = body["first"]
+    if not isinstance(producer, str) or not producer:
+        raise PayloadError(raw, "a run's ids come from its 'producer': it must be a string")
+    if type(first) is not int or first < 0:
+        raise PayloadError(raw, "field 'first' of a run must be a non-negative integer")
+    return Unit(name, producer, False, raw, body, args=args, first=first)
+
+
+def _chunk_fields(raw: bytes, body: dict[str, Any], field: str) -> tuple[str, Any, list[Any]]:
+    name, producer, tasks = body.get("task"), body.get("producer"), body[field]
+    if not isinstance(name, str) or not name:
+        raise PayloadError(raw, "field 'task' must be a non-empty string")
+    if producer is not None and not isinstance(producer, str):
+        raise PayloadError(raw, "field 'producer' must be a string")
+    if not isinstance(tasks, list):
+        raise PayloadError(raw, f"field '{field}' of a chunk must be a JSON array")
+    if len(tasks) > MAX_CHUNK:
+        raise PayloadError(raw, f"a chunk of {len(tasks)} tasks exceeds the {MAX_CHUNK}-task limit")
+    return name, producer, tasks
+
+
+def rebuild(unit: Unit, items: list[list[Any]]) -> bytes:
+    """The element again with these tasks (some attempts counted up, some gone), as a listed
+    chunk, or the single task again; every other field kept as it was. Raises NotJSON when a
+    task cannot be written again."""
+    if unit.single:
+        ((task_id, args, kwargs, attempts),) = items
+        body = {**unit.body, "id": task_id, "args": args, "kwargs": kwargs}
+        if attempts:
+            body["attempts"] = attempts
+        else:
+            body.pop("attempts", None)
+        return codec.dumps(body)
+    fields = {k: v for k, v in unit.body.items() if k not in ("n", "items", "args", "first")}
+    return codec.dumps({"n": len(items), **fields, "items": items})
+
+
+def read_item(item: Any) -> tuple[str, list[Any], dict[str, Any], int]:
+    """(id, args, kwargs, attempts) of a listed item; raises ItemError saying what is wrong,
+    with the item's id when it has one (so it can still be answered)."""
+    if type(item) is not list or not 2 <= len(item) <= 4:
+        raise ItemError("a chunk item must be [id, args, kwargs?, attempts?]", None)
+    task_id = item[0]
+    if type(task_id) is not str or not task_id:
+        raise ItemError("an item's id must be a non-empty string", None)
+    args = item[1]
+    kwargs = item[2] if len(item) > 2 else {}
+    attempts = item[3] if len(item) > 3 else 0
+    if type(args) is not list:
+        raise ItemError("an item's args must be a JSON array", task_id)
+    if type(kwargs) is not dict:
+        raise ItemError("an item's kwargs must be a JSON object", task_id)
+    if type(attempts) is not int or attempts < 0:
+        raise ItemError("an item's attempts must be a non-negative integer", task_id)
+    return task_id, args, kwargs, attempts
+
+
+class ItemError(Exception):
+    """One task of a chunk is not usable; ``task_id`` when it can still be answered."""
+
+    def __init__(self, reason: str, task_id: str | None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.task_id = task_id
+
+
+def _object(raw: bytes, max_size: int) -> dict[str, Any]:
     if len(raw) > max_size:
         raise PayloadError(raw, f"payload of {len(raw)} bytes exceeds the {max_size} byte limit")
     try:
@@ -68,6 +252,15 @@ def parse_task(raw: bytes, max_size: int = MAX_PAYLOAD) -> TaskEnvelope:
         raise PayloadError(raw, f"not JSON: {exc}") from None
     if not isinstance(body, dict):
         raise PayloadError(raw, f"a task must be a JSON object, not {type(body).__name__}")
+    return body
+
+
+def parse_task(raw: bytes, max_size: int = MAX_PAYLOAD) -> TaskEnvelope:
+    """A single task; raises PayloadError with a reason a person can act on."""
+    return _task(raw, _object(raw, max_size))
+
+
+def _task(raw: bytes, body: dict[str, Any]) -> TaskEnvelope:
     task_id, name = body.get("id"), body.get("task")
     args, kwargs = body.get("args", []), body.get("kwargs", {})
     attempts = body.get("attempts", 0)
@@ -87,24 +280,39 @@ def parse_task(raw: bytes, max_size: int = MAX_PAYLOAD) -> TaskEnvelope:
     return TaskEnvelope(task_id, name, args, kwargs, attempts, producer, raw)
 
 
-def salvage(raw: bytes) -> tuple[str | None, str | None, str | None]:
-    """(id, task, producer) from a payload that failed to parse, where they can be read.
-
-    A submitted task that names an unknown task or carries bad fields still gets an error
-    result under its id, so the run completes instead of waiting for it forever.
-    """
+def ids_of(raw: bytes) -> tuple[list[str], str | None, str | None]:
+    """(the ids it holds, its task name, its producer) of an element that failed to parse
+    as a whole, where they can be read: a submitted task in a broken element still gets an
+    error answer under its id, so the run completes instead of waiting for it for ever."""
     try:
         body = codec.loads(raw) if len(raw) <= MAX_PAYLOAD else None
     except codec.JSONDecodeError:
-        return None, None, None
+        return [], None, None
     if not isinstance(body, dict):
-        return None, None, None
-    fields = (body.get("id"), body.get("task"), body.get("producer"))
-    return tuple(v if isinstance(v, str) else None for v in fields)  # type: ignore[return-value]
+        return [], None, None
+    name, producer = body.get("task"), body.get("producer")
+    name = name if isinstance(name, str) else None
+    producer = producer if isinstance(producer, str) else None
+    task_id, items, args, first = (
+        body.get("id"),
+        body.get("items"),
+        body.get("args"),
+        body.get("first"),
+    )
+    if isinstance(task_id, str) and task_id:
+        return [task_id], name, producer
+    if isinstance(items, list):
+        ids = [i[0] for i in items if isinstance(i, list) and i and isinstance(i[0], str) and i[0]]
+        return ids, name, producer
+    if type(first) is int and producer:  # a run: its ids are known from its count alone
+        n = body.get("n")
+        count = len(args) if isinstance(args, list) else n if type(n) is int else 0
+        return [f"{producer}-{first + i}" for i in range(min(count, MAX_CHUNK))], name, producer
+    return [], name, producer
 
 
 def with_attempts(raw: bytes, attempts: int) -> bytes:
-    """The same task with its attempt count set; every other field kept as it was.
+    """The same single task with its attempt count set; every other field kept as it was.
 
     Raises NotJSON when the payload parses but cannot be written again (nesting deeper than
     the encoder allows): the caller dead-letters it."""
@@ -116,151 +324,54 @@ def with_attempts(raw: bytes, attempts: int) -> bytes:
     return codec.dumps(body)
 
 
-def error(type_name: str, message: str, traceback: str = "") -> dict[str, str]:
-    """An error description that always encodes: a lone surrogate in an exception's message
-    (a task's own garbage) is escaped rather than allowed to break the result."""
-    return {"type": _text(type_name), "message": _text(message), "traceback": _text(traceback)}
-
-
-def _text(s: str) -> str:
-    return s.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
-def encode_result(
-    task_id: str,
-    name: str,
-    *,
-    ok: bool,
-    value: Any = None,
-    err: dict[str, str] | None = None,
-    worker: str = "",
-    attempts: int = 0,
-    ms: float | None = None,
-    producer: str | None = None,
-) -> bytes:
-    """Raises TypeError when ``value`` is not JSON."""
-    body: dict[str, Any] = {"id": task_id, "task": name, "ok": ok}
-    if ok:
-        body["value"] = value
-    else:
-        body["error"] = err
-    body["worker"] = worker
-    if attempts:
-        body["attempts"] = attempts
-    if ms is not None:
-        body["ms"] = round(ms, 3)
-    if producer is not None:
-        body["producer"] = producer
-    return codec.dumps(body)
-
-
-def encode_dead(
-    raw: bytes,
-    reason: str,
-    *,
-    task_id: str | None = None,
-    name: str | None = None,
-    err: dict[str, str] | None = None,
-    attempts: int = 0,
-    worker: str = "",
-) -> bytes:
-    """A dead letter; keeps the payload verbatim when it is text of a sane size."""
-    body: dict[str, Any] = {"reason": reason}
-    if task_id is not None:
-        body["id"] = task_id
-    if name is not None:
-        body["task"] = name
-    if err is not None:
-        body["error"] = err
-    if attempts:
-        body["attempts"] = attempts
-    body["worker"] = worker
-    body["at"] = round(time.time(), 3)
-    if len(raw) > MAX_PAYLOAD:
-        body["payload"] = raw[:_SHOWN].decode("utf-8", "replace")
-        body["truncated"] = len(raw)
-    else:
-        body["payload"] = raw.decode("utf-8", "replace")
-    return codec.dumps(body)
-
-
-def failure(
-    env: TaskEnvelope, err: dict[str, str], reason: str, attempts: int, worker: str
-) -> tuple[bytes, bytes]:
-    """A task that failed for good: its error result and its dead letter, always together."""
-    result = encode_result(
-        env.id,
-        env.task,
-        ok=False,
-        err=err,
-        worker=worker,
-        attempts=attempts,
-        producer=env.producer,
-    )
-    letter = encode_dead(
-        env.raw,
-        reason,
-        task_id=env.id,
-        name=env.task,
-        err=err,
-        attempts=attempts,
-        worker=worker,
-    )
-    return result, letter
-
-
-def rejection(raw: bytes, reason: str, worker: str) -> tuple[bytes | None, bytes]:
-    """A payload that is not a task we can run: its dead letter, and an error result when it
-    has an id, so a submitted task that names an unknown task still completes the run."""
-    task_id, name, producer = salvage(raw)
-    letter = encode_dead(raw, reason, task_id=task_id, name=name, worker=worker)
-    if task_id is None:
-        return None, letter
-    err = error("PayloadError", reason)
-    result = encode_result(task_id, name or "", ok=False, err=err, worker=worker, producer=producer)
-    return result, letter
-
-
-@dataclass
-class Outcome:
-    """What one batch writes back: results, dead letters and retries, in the order commit.lua
-    writes them, and the counters it moves."""
-
-    results: list[bytes] = field(default_factory=list)
-    dead: list[bytes] = field(default_factory=list)
-    retries: list[tuple[int, bytes]] = field(default_factory=list)
-    """(delay in ms, task envelope) pairs."""
-    ok: int = 0
-    failed: int = 0
-
-
-@dataclass(slots=True)
-class ResultEnvelope:
-    """What the sink reads back; ``raw`` is written out as it is (read-only, not frozen for
-    the same reason as TaskEnvelope)."""
-
-    id: str | None
-    ok: bool
-    producer: str | None
-    raw: bytes
-
-
-def parse_result(raw: bytes) -> ResultEnvelope:
-    """Lenient on purpose: the sink must pass on whatever is in the results list.
-
-    Reads only id, ok and producer, and passes ``raw`` on as it is, so plain orjson is exact
-    enough here (it would only round a big integer inside the value, which is not used).
-    """
+def item_payload(unit: Unit, task_id: str, args: Any, kwargs: Any, attempts: int) -> bytes:
+    """A chunk's task as the single task it stands for, for its dead letter or its retry;
+    its repr when it cannot be written as JSON again."""
     try:
-        body = orjson.loads(raw)
-    except codec.JSONDecodeError:
-        return ResultEnvelope(None, False, None, raw)
-    if not isinstance(body, dict):
-        return ResultEnvelope(None, False, None, raw)
-    task_id, producer = body.get("id"), body.get("producer")
-    return ResultEnvelope(
-        task_id if isinstance(task_id, str) else None,
-        body.get("ok") is True,
-        producer if isinstance(producer, str) else None,
-        raw,
+        return encode_task(task_id, unit.task, args, kwargs, unit.producer, attempts)
+    except NotJSON:
+        return repr([task_id, args, kwargs, attempts])[:SHOWN].encode("utf-8", "replace")
+
+
+def split_at(held: list[bytes], position: int) -> tuple[list[bytes], list[bytes]]:
+    """Cut a held batch before task ``position`` (counted across the batch): the elements with
+    the tasks before it, and the elements with the tasks from it on. A chunk cut in two
+    becomes two chunks; the same input always gives the same bytes, so the supervisor that
+    hands the rest back and the child that commits the first part agree on both. Raises
+    NotJSON when the chunk to cut cannot be written again."""
+    kept: list[bytes] = []
+    for index, raw in enumerate(held):
+        count = tasks_in(raw)
+        if position >= count:
+            kept.append(raw)
+            position -= count
+            continue
+        if position == 0:
+            return kept, held[index:]
+        body = codec.loads(raw)
+        head, tail = _halves(body, position)
+        return [*kept, head], [tail, *held[index + 1 :]]
+    return kept, []
+
+
+def _halves(body: dict[str, Any], position: int) -> tuple[bytes, bytes]:
+    if "items" in body:
+        items = body["items"]
+        fields = {k: v for k, v in body.items() if k not in ("n", "items")}
+        return (
+            codec.dumps({"n": position, **fields, "items": items[:position]}),
+            codec.dumps({"n": len(items) - position, **fields, "items": items[position:]}),
+        )
+    args, first = body["args"], body["first"]
+    fields = {k: v for k, v in body.items() if k not in ("n", "args", "first")}
+    return (
+        codec.dumps({"n": position, **fields, "first": first, "args": args[:position]}),
+        codec.dumps(
+            {
+                "n": len(args) - position,
+                **fields,
+                "first": first + position,
+                "args": args[position:],
+            }
+        ),
     )

@@ -106,6 +106,12 @@ class Keys:
         return self.prefix + "leases"
 
     @property
+    def pace(self) -> str:
+        """Hash task name -> microseconds per task, as the workers last measured it: what
+        producers size their chunks by."""
+        return self.prefix + "pace"
+
+    @property
     def sinking(self) -> str:
         """List of results the sink took and has not yet acknowledged (one sink a pipeline)."""
         return self.prefix + "sinking"
@@ -124,7 +130,8 @@ class Keys:
         """List of tasks that child ``slot`` of worker host ``worker_id`` holds right now."""
         return f"{self.inflight_prefix}{worker_id}:{slot}"
 
-    def committed(self, holding: str) -> str:
-        """String: the token of the last commit from ``holding``, kept for a few minutes, so a
-        commit repeated after a lost reply can tell "already written" from "taken away"."""
-        return f"{self.prefix}committed:{holding.removeprefix(self.prefix)}"
+    def held(self, holding: str) -> str:
+        """String: the token of the take that filled ``holding`` (an inflight list, or
+        ``sinking``), which its holder's settle is fenced on; "done:<token>" for 10 minutes
+        after the settle, so one repeated after a lost reply knows it went through."""
+        return f"{self.prefix}held:{holding.removeprefix(self.prefix)}"

@@ -19,8 +19,10 @@ import redis
 from redis.client import Pipeline as Transaction
 
 from redpool import codec, deadletters, state
+from redpool import holding as holding_list
+from redpool.answers import Outcome
 from redpool.connection import Outage, connect, never, redis_ms
-from redpool.envelope import Outcome
+from redpool.envelope import split_at, tasks_in
 from redpool.errors import RedisRefused, StreamClosed
 from redpool.keys import CLOSED, Keys, Stat
 from redpool.scripts import MAX_BATCH as MAX_BATCH
@@ -29,6 +31,10 @@ from redpool.settings import RedisSettings
 
 FOREVER = 2**62
 """A lease expiry no lease reaches: `forget` with it drops a host whatever its lease says."""
+
+COUNTED = 1000
+"""Elements of a list snapshot.lua reads to count its tasks (status only; a read costs Redis
+time in proportion to the bytes read)."""
 
 RedisTarget = str | RedisSettings | redis.Redis | None
 """What the API's ``redis=`` argument takes: a URL, settings, a client, or None (the default)."""
@@ -49,7 +55,7 @@ class Returned:
     @property
     def count(self) -> int:
         """Tasks that left the holder (every dead one has a dead letter)."""
-        return len(self.back) + len(self.dead)
+        return _tasks(self.back) + len(self.dead)
 
     def extend(self, other: Returned) -> None:
         self.back.extend(other.back)
@@ -72,6 +78,7 @@ class Pipeline:
         self.keys = Keys(name)
         self.name = name
         self._scripts = Scripts.register(client)
+        self._now = 0
         self._outage = Outage(log or logging.getLogger("redpool"), abort)
 
     @classmethod
@@ -103,15 +110,22 @@ class Pipeline:
         """Register a producer: from now on the stream stays open until it closes."""
         self._call(self.client.hsetnx, self.keys.producers, producer, 0)
 
-    def push(self, producer: str, batch: int, payloads: Sequence[bytes]) -> int:
-        """push.lua: a producer's numbered batch, exactly once; returns the backlog."""
-        keys = [self.keys.tasks, self.keys.producers, self.keys.stats]
+    def push(
+        self, producer: str, batch: int, elements: Sequence[bytes], tasks: int, name: str
+    ) -> tuple[int, float | None]:
+        """push.lua: a producer's numbered batch, exactly once. Returns the queue's length in
+        elements (for backpressure) and the microseconds per task workers last measured for
+        ``name``, if any (for sizing chunks)."""
+        keys = [self.keys.tasks, self.keys.producers, self.keys.stats, self.keys.pace]
         try:
-            return int(self._call(self._scripts.push, keys=keys, args=[producer, batch, *payloads]))
+            backlog, pace = self._call(
+                self._scripts.push, keys=keys, args=[producer, batch, tasks, name, *elements]
+            )
         except RedisRefused as exc:
             if str(exc).startswith("STREAMCLOSED"):
                 raise StreamClosed(str(exc).split(" ", 1)[1]) from None
             raise
+        return int(backlog), float(pace) if pace is not None else None
 
     def close(self, producer: str) -> None:
         """End a producer's part of the stream (idempotent)."""
@@ -123,56 +137,79 @@ class Pipeline:
 
     # -- workers -----------------------------------------------------------------------------
 
-    def take(self, holding: str, count: int, block: float | None) -> list[bytes]:
-        """take.lua into ``holding``; on an empty queue, BLMOVE one task so an idle holder
-        wakes at once. ``block`` in seconds; None returns at once (BLMOVE's 0 is for ever)."""
-        return self._take(self.keys.tasks, holding, count, block)
-
-    def _take(self, source: str, holding: str, count: int, block: float | None) -> list[bytes]:
-        return cast(list[bytes], self._call(self._take_or_wait, source, holding, count, block))
-
-    def _take_or_wait(
-        self, source: str, holding: str, count: int, block: float | None
-    ) -> list[bytes]:
-        # BLMOVE is the blocking form of the same reliable move (a script cannot block); it
-        # keeps the submit-to-result latency of an idle pool low without polling.
-        held: list[bytes] = self._scripts.take(keys=[source, holding], args=[count])
-        if held or block is None:
-            return held
-        # execute_command: redis-py's blmove() is typed for whole seconds only
-        item = self.client.execute_command(  # type: ignore[no-untyped-call]
-            "BLMOVE", source, holding, "LEFT", "RIGHT", block
+    def take(self, holding: str, count: int, block: float | None) -> holding_list.Taken:
+        """Up to ``count`` elements of the queue into ``holding`` (see `redpool.holding`);
+        with ``block`` (seconds), wait that long for one when the queue is empty."""
+        return cast(
+            holding_list.Taken,
+            self._call(
+                holding_list.take, self.client, self.keys, self.keys.tasks, holding, count, block
+            ),
         )
-        return [item] if item is not None else []
 
-    def commit(self, holding: str, held: Sequence[bytes], token: str, outcome: Outcome) -> int:
-        """commit.lua: results, dead letters and retries of the batch ``held``, and its ack.
+    def commit(self, holding: str, taken: holding_list.Taken, held: int, outcome: Outcome) -> int:
+        """A worker child's batch, settled: answers, dead letters and retries, the tasks it
+        did not start back to the head of the queue, the time per task it measured, and the
+        removal of its ``held`` elements from ``holding``, all in one transaction.
 
         Returns 1 when written, 2 when this very commit had already been written (a reply
         lost to a dropped connection), 0 when the batch was given back meanwhile (fenced)."""
-        keys = [
-            holding,
-            self.keys.results,
-            self.keys.dead,
-            self.keys.delayed,
-            self.keys.stats,
-            self.keys.committed(holding),
-        ]
-        args: list[Any] = [
-            len(held),
-            held[0],
-            token,
-            len(outcome.results),
-            len(outcome.dead),
-            len(outcome.retries),
-            outcome.ok,
-            outcome.failed,
-            *outcome.results,
-            *outcome.dead,
-        ]
-        for delay_ms, payload in outcome.retries:
-            args += (delay_ms, payload)
-        return int(self._call(self._scripts.commit, keys=keys, args=args))
+        k = self.keys
+
+        def write(pipe: Transaction) -> None:
+            if outcome.results:
+                pipe.rpush(k.results, *outcome.results)
+            if outcome.dead:
+                pipe.rpush(k.dead, *outcome.dead)
+            if outcome.retries:
+                now = self._now
+                pipe.zadd(k.delayed, {payload: now + delay for delay, payload in outcome.retries})
+                pipe.hincrby(k.stats, Stat.RETRIED, len(outcome.retries))
+            if outcome.back:
+                pipe.lpush(k.tasks, *reversed(outcome.back))
+            if outcome.pace:
+                pipe.hset(k.pace, mapping={n: round(us, 3) for n, us in outcome.pace.items()})
+            if outcome.ok:
+                pipe.hincrby(k.stats, Stat.OK, outcome.ok)
+            if outcome.failed:
+                pipe.hincrby(k.stats, Stat.FAILED, outcome.failed)
+
+        if outcome.retries:
+            self._now = redis_ms(self._call(self.client.time))
+        return int(self._call(holding_list.settle, self.client, k, holding, taken, held, write))
+
+    def held(self, holding: str) -> list[bytes]:
+        """What a holder holds now."""
+        return cast(list[bytes], self._call(self.client.lrange, holding, 0, -1))
+
+    def cut(self, holding: str, position: int) -> list[bytes] | None:
+        """Hand the tasks of ``holding`` from ``position`` on (counted in tasks) back to the
+        head of the queue, for other processes, while its holder runs a slow task. Under
+        WATCH: if the holder's list changed meanwhile (a reaper took it), nothing moves and
+        None is returned; else the list the holder now holds, which its commit is fenced on."""
+
+        def move(pipe: Transaction) -> list[bytes] | None:
+            held = cast(list[bytes], pipe.lrange(holding, 0, -1))
+            kept, back = split_at(held, position)
+            pipe.multi()
+            if not held or not back or not kept:
+                return None  # an empty transaction: nothing to cut
+            pipe.delete(holding)
+            pipe.rpush(holding, *kept)
+            pipe.lpush(self.keys.tasks, *reversed(back))
+            return kept
+
+        def transaction() -> list[bytes] | None:
+            return cast(
+                list[bytes] | None,
+                self.client.transaction(
+                    move,  # type: ignore[arg-type]
+                    holding,
+                    value_from_callable=True,
+                ),
+            )
+
+        return cast(list[bytes] | None, self._call(transaction))
 
     def heartbeat(self, worker: str, lease: float, description: dict[str, Any]) -> int:
         """heartbeat.lua: renew a worker host's lease; returns the Redis time in ms."""
@@ -210,13 +247,13 @@ class Pipeline:
             pipe.multi()
             if not held:
                 return returned  # an empty transaction: nothing to give back
-            pipe.delete(holding)
+            pipe.delete(holding, self.keys.held(holding))
             if returned.back:
                 pipe.lpush(self.keys.tasks, *reversed(returned.back))
-                pipe.hincrby(self.keys.stats, Stat.REQUEUED, len(returned.back))
+                pipe.hincrby(self.keys.stats, Stat.REQUEUED, _tasks(returned.back))
             if returned.results:
                 pipe.rpush(self.keys.results, *returned.results)
-                pipe.hincrby(self.keys.stats, Stat.FAILED, len(returned.results))
+                pipe.hincrby(self.keys.stats, Stat.FAILED, _tasks(returned.results))
             if returned.dead:
                 pipe.rpush(self.keys.dead, *returned.dead)
             return returned
@@ -264,22 +301,50 @@ class Pipeline:
         """Give the sink's lease up, if we hold it."""
         self._call(self._scripts.lease, keys=[self.keys.sink], args=[holder, 0])
 
-    def take_results(self, count: int, block: float | None) -> list[bytes]:
-        """take.lua from ``results`` into ``sinking``, as `take` for the workers."""
-        return self._take(self.keys.results, self.keys.sinking, count, block)
+    def take_results(self, count: int, block: float | None) -> holding_list.Taken:
+        """Up to ``count`` elements of the results list into ``sinking``, as `take`."""
+        return cast(
+            holding_list.Taken,
+            self._call(
+                holding_list.take,
+                self.client,
+                self.keys,
+                self.keys.results,
+                self.keys.sinking,
+                count,
+                block,
+            ),
+        )
 
-    def ack(self, held: Sequence[bytes], counted: int) -> bool:
-        """ack.lua: the sink wrote ``held``; ``counted`` of them answer submitted tasks."""
-        keys = [self.keys.sinking, self.keys.stats]
-        return bool(self._call(self._scripts.ack, keys=keys, args=[len(held), held[0], counted]))
+    def ack(self, taken: holding_list.Taken, counted: int) -> bool:
+        """The sink wrote what it took: forget it, and count ``counted`` answers to tasks a
+        producer submitted as drained. False when it had been acknowledged already."""
+
+        def write(pipe: Transaction) -> None:
+            if counted:
+                pipe.hincrby(self.keys.stats, Stat.DRAINED, counted)
+
+        settled = self._call(
+            holding_list.settle,
+            self.client,
+            self.keys,
+            self.keys.sinking,
+            taken,
+            len(taken.held),
+            write,
+        )
+        return bool(settled == 1)
 
     # -- status and dead letters -------------------------------------------------------------
 
-    def snapshot(self) -> state.Snapshot:
-        """snapshot.lua: everything `redpool status` shows, read in one step."""
+    def snapshot(self, count_tasks: bool = False) -> state.Snapshot:
+        """snapshot.lua: everything `redpool status` shows, read in one step. Counts list
+        elements, or with ``count_tasks`` the tasks in them (exact for lists of up to
+        `COUNTED` elements, estimated past that)."""
         k = self.keys
         keys = [k.tasks, k.delayed, k.results, k.dead, k.producers, k.stats, k.leases, k.workers]
-        reply = self._call(self._scripts.snapshot, keys=keys, args=[k.inflight_prefix])
+        args = [k.inflight_prefix, COUNTED if count_tasks else 0]
+        reply = self._call(self._scripts.snapshot, keys=keys, args=args)
         return state.from_reply(reply)
 
     def dead_letters(self, limit: int = 20) -> list[dict[str, Any]]:
@@ -303,3 +368,7 @@ class Pipeline:
         count = int(self._call(self.client.llen, self.keys.dead))
         self._call(self.client.ltrim, self.keys.dead, count, -1)
         return count
+
+
+def _tasks(elements: list[bytes]) -> int:
+    return sum(tasks_in(raw) for raw in elements)

@@ -8,16 +8,19 @@ import orjson
 from redpool import codec
 from redpool.pipeline import Pipeline
 
+_ESTIMATED = {"backlog", "in_flight", "results_waiting"}
+
 
 def print_status(pipe: Pipeline, as_json: bool) -> None:
-    state = pipe.snapshot()
+    state = pipe.snapshot(count_tasks=True)
     if as_json:
         click.echo(orjson.dumps(state.as_dict(), option=orjson.OPT_INDENT_2).decode())
         return
     d = state.as_dict()
     click.echo(
         f"pipeline {pipe.name!r}: stream {d['stream']} "
-        f"({state.producers_open} producer(s) open, {state.producers_closed} closed)"
+        f"({state.producers_open} producer(s) open, {state.producers_closed} closed); "
+        f"counts are tasks{'' if state.exact else ' (~: estimated from the first elements)'}"
     )
     for label, key in (
         ("submitted", "submitted"),
@@ -30,7 +33,9 @@ def print_status(pipe: Pipeline, as_json: bool) -> None:
         ("results waiting", "results_waiting"),
         ("results drained", "drained"),
     ):
-        click.echo(f"  {label:<18} {d[key]:>12,}")
+        about = "" if state.exact or key not in _ESTIMATED else "~"
+        click.echo(f"  {label:<18} {about:>1}{d[key]:>12,}")
+    click.echo(f"  {'queue elements':<18}  {state.elements:>12,}  (what LLEN counts)")
     click.echo(f"workers: {len(state.workers)}")
     for w in state.workers:
         health = f"last heartbeat {w.heartbeat_age:.1f} s ago, " + (

@@ -32,6 +32,10 @@ class WorkerInfo:
 
 @dataclass(frozen=True)
 class Snapshot:
+    """Counts of tasks, not of list elements (a chunk is one element of many tasks), except
+    ``elements``. ``exact`` is False when a long list's tasks were estimated from its first
+    elements."""
+
     backlog: int
     delayed: int
     in_flight: int
@@ -43,6 +47,9 @@ class Snapshot:
     producers_closed: int
     stats: dict[str, int]
     workers: list[WorkerInfo] = field(default_factory=list)
+    elements: int = 0
+    """Elements in the tasks list (what LLEN counts)."""
+    exact: bool = True
 
     @property
     def submitted(self) -> int:
@@ -60,6 +67,8 @@ class Snapshot:
     def as_dict(self) -> dict[str, Any]:
         return {
             "backlog": self.backlog,
+            "backlog_elements": self.elements,
+            "exact": self.exact,
             "delayed": self.delayed,
             "in_flight": self.in_flight,
             "results_waiting": self.results,
@@ -102,15 +111,17 @@ def pairs(flat: list[bytes]) -> Iterable[tuple[bytes, bytes]]:
 
 def from_reply(reply: list[Any]) -> Snapshot:
     """snapshot.lua's reply as a Snapshot."""
-    backlog, delayed, results, dead, producers, stats, leases, workers, now, in_flight = reply
+    queue, delayed, results, dead, producers, stats, leases, workers, now, held, exact = reply
     now_ms = redis_ms(now)
     expiry = {wid.decode(): int(float(ms)) for wid, ms in pairs(leases)}
     closed = sum(1 for v in producers if v == CLOSED)
     return Snapshot(
-        backlog=int(backlog),
+        backlog=int(queue[1]),
+        elements=int(queue[0]),
+        exact=bool(exact),
         delayed=int(delayed),
-        in_flight=int(in_flight),
-        results=int(results),
+        in_flight=int(held[1]),
+        results=int(results[1]),
         dead=int(dead),
         closed=stream_closed(producers),
         producers_open=len(producers) - closed,

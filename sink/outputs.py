@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import BinaryIO
 
-from redpool.envelope import ResultEnvelope
+from redpool.answers import ResultEnvelope
 from redpool.errors import ConfigError
 
 

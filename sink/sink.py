@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from redpool.envelope import ResultEnvelope, parse_result
+from redpool.answers import ResultEnvelope, parse_results
 from redpool.errors import SinkLeaseLost
 from redpool.keys import DEFAULT_PIPELINE, instance_id
 from redpool.pipeline import MAX_BATCH, Pipeline, RedisTarget
@@ -21,7 +21,8 @@ Handler = Callable[[ResultEnvelope], None]
 @dataclass(frozen=True)
 class SinkSettings:
     batch_size: int = 1000
-    """Results taken (and acknowledged) at a time."""
+    """Answers taken (and acknowledged) at a time, about: whole elements are taken, and one
+    chunk's answers may be more."""
     block_seconds: float = 0.5
     """How long an idle sink waits for a result before it looks at its stop flag."""
     lease: float = 10.0
@@ -76,6 +77,8 @@ class Sink:
         self.id = instance_id()
         self._renewed = 0.0
         self._submitted = self._drained = 0  # as last read from Redis, plus our own acks
+        self._per_element = 1
+        """Answers per element of the results list lately: a take is sized in answers."""
 
     def run(self, follow: bool = False) -> Summary:
         """Drain until the stream is closed and every submitted task has its result.
@@ -124,26 +127,29 @@ class Sink:
             raise SinkLeaseLost(f"sink {self.id} lost its lease on {self.pipe.name!r}")
 
     def drain_once(self, block: bool = True) -> int:
-        """Take one batch (blocking briefly for one when there is none), handle it, ack it."""
-        held = self.pipe.take_results(
-            self.settings.batch_size, self.settings.block_seconds if block else None
-        )
+        """Take one batch (blocking briefly for one when there is none), hand each task's
+        answer to the handler, ack the batch; returns how many elements it took."""
+        count = max(1, self.settings.batch_size // self._per_element)
+        taken = self.pipe.take_results(count, self.settings.block_seconds if block else None)
+        held = taken.held
         if not held:
             return 0
-        counted = 0
-        for position, raw in enumerate(held, start=1):
-            result = parse_result(raw)
-            self.handler(result)
-            if result.ok:
-                self.summary.ok += 1
-            else:
-                self.summary.failed += 1
-            counted += result.producer is not None
-            if position % 256 == 0:  # a slow handler must not outlive the lease
-                self._renew_lease()
+        counted = handled = 0
+        for raw in held:
+            answered = parse_results(raw)
+            for result in answered.results():
+                self.handler(result)
+                handled += 1
+                if handled % 1024 == 0:  # a slow handler must not outlive the lease
+                    self._renew_lease()
+            self.summary.ok += answered.ok
+            self.summary.failed += answered.failed
+            if answered.producer is not None:
+                counted += answered.ok + answered.failed
+        self._per_element = max(1, handled // len(held))  # elements are chunks, or not
         if self.flush is not None:
             self.flush()  # written before acknowledged: a crash re-delivers, never drops
-        self.pipe.ack(held, counted)
+        self.pipe.ack(taken, counted)
         self._drained += counted
         return len(held)
 

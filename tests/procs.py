@@ -118,6 +118,16 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 30, what: str = "co
         time.sleep(0.01)
 
 
+def ids_in(raw: bytes | str) -> list[str]:
+    """The task ids an element of the tasks list holds, whatever its shape."""
+    from redpool.envelope import parse_unit
+
+    return [
+        str(item[0])
+        for item in parse_unit(raw if isinstance(raw, bytes) else raw.encode()).listed()
+    ]
+
+
 def read_results(path: Path) -> list[dict[str, Any]]:
     return [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
 

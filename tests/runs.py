@@ -9,7 +9,6 @@ from typing import Any
 
 import redis
 
-from redpool import codec
 from redpool.pipeline import Pipeline
 from redpool.producer import Producer
 from tests.procs import (
@@ -18,6 +17,7 @@ from tests.procs import (
     assert_exactly_once,
     assert_nothing_left,
     env,
+    ids_in,
     read_results,
     wait_for,
 )
@@ -125,7 +125,7 @@ class Run:
         for wid, info in self.workers().items():
             for slot in range(int(info["processes"])):
                 for raw in self.client.lrange(self.key(f"inflight:{wid}:{slot}"), 0, -1):
-                    if codec.loads(raw)["id"] == payload_id:  # not a substring: -1 is in -17
+                    if payload_id in ids_in(raw):  # not a substring: -1 is in -17
                         return wid, slot
         return None
 

@@ -12,17 +12,19 @@ import ctypes
 import gc
 import logging
 import os
-import secrets
 import signal
-from time import perf_counter
+import time
+from time import monotonic
 
+from redpool.answers import Outcome
+from redpool.envelope import split_at
 from redpool.errors import RedpoolError
 from redpool.pipeline import Pipeline
 from redpool.registry import Registry
 from redpool.settings import RedisSettings
 from redpool.workers.execute import Executor
 from redpool.workers.settings import WorkerSettings
-from redpool.workers.slots import Slot
+from redpool.workers.slots import CUT_DONE, CUT_PENDING, NO_CUT, Slot
 
 log = logging.getLogger("redpool.workers")
 _PR_SET_PDEATHSIG = 1
@@ -43,45 +45,64 @@ class Child:
         self.pipe = pipe
         self.inflight = self.pipe.keys.inflight(worker_id, index)
         name = f"{worker_id}:{index}"
+        self.slot = slot
         self.executor = Executor(registry, name, slot, settings.task_timeout, settings.max_payload)
         self.stopping = False
         self.batch = settings.first_batch
         self.per_task = 0.0
         self.done = 0
         self._parent = os.getppid()
-        self._nonce = secrets.token_hex(4)
-        self._commits = 0
 
     def run(self) -> int:
-        """Until told to stop, the parent dies, or ``max_tasks_per_child`` is reached."""
+        """Until told to stop, the parent dies, or ``max_tasks_per_child`` tasks started."""
         limit = self.settings.max_tasks_per_child
         while not self.stopping:
-            self.tick()
             if limit is not None and self.done >= limit:
                 break
+            self.tick()
             if os.getppid() != self._parent:
                 log.warning("supervisor is gone; child exiting")
                 break
         return 0
 
     def tick(self) -> int:
-        """Take, run, commit one batch; returns how many tasks it held (0 when idle)."""
-        held = self.pipe.take(self.inflight, self.batch, self.settings.block_seconds)
-        if not held:
+        """Take, run, commit one batch; returns how many tasks it started (0 when idle)."""
+        taken = self.pipe.take(self.inflight, self.batch, self.settings.block_seconds)
+        if not taken.held:
             return 0
-        started = perf_counter()
-        outcome = self.executor.run_batch(held)
-        self._adapt(perf_counter() - started, len(held))
-        self._commits += 1
-        token = f"{self._nonce}.{self._commits}"
-        if not self.pipe.commit(self.inflight, held, token, outcome):
+        started = monotonic()
+        limit = self.settings.max_tasks_per_child
+        budget = None if limit is None else limit - self.done
+        outcome = self.executor.run_batch(taken.held, budget)
+        self._adapt(monotonic() - started, len(taken.held))
+        held = self._settle(taken.held, outcome)
+        if not self.pipe.commit(self.inflight, taken, held, outcome):
             log.warning(
                 "%d task(s) were given back while they ran (lease lost?): their results were "
                 "not written, and they run again elsewhere",
-                len(held),
+                outcome.started,
             )
-        self.done += len(held)
-        return len(held)
+        self.done += outcome.started
+        return outcome.started
+
+    def _settle(self, held: list[bytes], outcome: Outcome) -> int:
+        """How many elements the commit is fenced on, and which tasks it sends back.
+
+        A batch the supervisor cut is, in Redis, only the part before the cut: the rest went
+        back already, and the commit is fenced on the part. Tasks this child did not start
+        before the cut (it was told to stop, or reached its limit) go back with the commit.
+        """
+        fence = held
+        if self.slot.cut_state != NO_CUT:
+            while self.slot.cut_state == CUT_PENDING:  # the supervisor is moving the rest
+                if os.getppid() != self._parent:
+                    os._exit(0)  # a reaper returns all of it
+                time.sleep(0.001)
+            if self.slot.cut_state == CUT_DONE:
+                fence = split_at(held, int(self.slot.cut))[0]
+        if outcome.stopped_at is not None:
+            outcome.back = split_at(fence, outcome.stopped_at)[1]
+        return len(fence)
 
     def _adapt(self, elapsed: float, count: int) -> None:
         """Size the next batch to take about ``batch_seconds``: big for tiny tasks, 1 for long.
@@ -95,8 +116,11 @@ class Child:
         self.batch = max(1, min(self.settings.max_batch, wanted, self.batch * 4))
 
     def request_stop(self, _signum: int, _frame: object) -> None:
-        """Only sets a flag: stopping half-way through a commit is what we must never do."""
+        """Only sets flags: the running task finishes, no other starts, and the batch's
+        unstarted tasks go back with the commit; stopping half-way through a commit is what
+        we must never do."""
         self.stopping = True
+        self.executor.stop = True
 
 
 def child_main(

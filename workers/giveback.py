@@ -1,18 +1,29 @@
 """What happens to the tasks a dead child or a dead host held when they are given back.
 
 `Pipeline.give_back` moves them under WATCH; this module decides, task by task, which go back
-to the queue and which were charged their last attempt and are answered and dead.
+to the queue as they were, which were charged a failed attempt (the one a dead child was
+running, or every one of a dead host's), and which used their last attempt and are answered
+and dead. A chunk goes back as a chunk, its charged tasks with their count raised.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
+from redpool.answers import Answers, encode_dead, error, rejection
 from redpool.codec import NotJSON
-from redpool.envelope import error, failure, parse_task, rejection, with_attempts
+from redpool.envelope import (
+    ItemError,
+    Unit,
+    item_payload,
+    parse_unit,
+    read_item,
+    rebuild,
+    tasks_in,
+)
 from redpool.errors import PayloadError
-from redpool.pipeline import Returned
+from redpool.pipeline import Returned, Sort
 from redpool.registry import CRASH_ATTEMPTS, Registry
 
 ALL = -1
@@ -26,51 +37,88 @@ class Loss:
     reason: str
     error_type: str = "WorkerLost"
     charge: int | None = None
-    """Position of the task that was running (charged an attempt), ALL, or None for none."""
+    """Position (in tasks, across the batch) of the task that was running, ALL, or None."""
 
 
-def sorter(loss: Loss, registry: Registry, worker: str) -> Callable[[list[bytes]], Returned]:
+def sorter(loss: Loss, registry: Registry, worker: str) -> Sort:
     """The ``sort`` argument of `Pipeline.give_back` for this loss."""
 
     def sort(held: list[bytes]) -> Returned:
-        out = Returned([], [], [])
-        for position, raw in enumerate(held):
-            if loss.charge in (ALL, position):
-                _charge(raw, loss, registry, worker, out)
+        out = Returned()
+        position = 0
+        for raw in held:
+            count = tasks_in(raw)
+            if loss.charge == ALL:
+                _charge(raw, range(count), loss, registry, worker, out)
+            elif loss.charge is not None and position <= loss.charge < position + count:
+                _charge(raw, [loss.charge - position], loss, registry, worker, out)
             else:
                 out.back.append(raw)
+            position += count
         return out
 
     return sort
 
 
-def _charge(raw: bytes, loss: Loss, registry: Registry, worker: str, out: Returned) -> None:
-    """One failed attempt for a task that was running: back with its count, or dead."""
+def _charge(
+    raw: bytes, which: Any, loss: Loss, registry: Registry, worker: str, out: Returned
+) -> None:
+    """One failed attempt for the tasks at ``which`` (indexes in this element)."""
     try:
-        env = parse_task(raw)
-    except PayloadError as exc:
-        _reject(raw, exc.reason, worker, out)  # garbage that was running: nothing to retry
+        unit = parse_unit(raw)
+    except PayloadError as exc:  # garbage that was running: nothing to retry
+        rejected = rejection(raw, exc.reason, worker)
+        out.results.extend(rejected.results)
+        out.dead.append(rejected.letter)
         return
-    task = registry.get(env.task)
+    task = registry.get(unit.task)
     limit = task.max_crash_attempts if task else CRASH_ATTEMPTS
-    attempts = env.attempts + 1
-    if attempts < limit:
-        try:
-            out.back.append(with_attempts(raw, attempts))
-            return
-        except NotJSON as exc:
-            _reject(raw, f"cannot be written back for another attempt: {exc}", worker, out)
-            return
     err = error(loss.error_type, loss.reason)
-    result, letter = failure(
-        env, err, f"failed after {attempts} attempts: {loss.reason}", attempts, worker
-    )
-    out.results.append(result)
-    out.dead.append(letter)
+    charged = set(which)
+    kept: list[list[Any]] = []
+    answers = Answers(unit.task, unit.producer, worker)
+    for index, item in enumerate(unit.listed()):
+        try:
+            task_id, args, kwargs, attempts = read_item(item)
+        except ItemError as exc:
+            out.dead.append(
+                encode_dead(repr(item).encode(), exc.reason, task_id=exc.task_id, worker=worker)
+            )
+            if exc.task_id is not None:
+                answers.error(exc.task_id, error("PayloadError", exc.reason), 0.0, 0)
+            continue
+        attempts += index in charged
+        if attempts < limit or index not in charged:
+            kept.append([task_id, args, kwargs, attempts])
+            continue
+        reason = f"failed after {attempts} attempts: {loss.reason}"
+        payload = (
+            unit.raw if unit.single else item_payload(unit, task_id, args, kwargs, attempts - 1)
+        )
+        out.dead.append(
+            encode_dead(
+                payload,
+                reason,
+                task_id=task_id,
+                name=unit.task,
+                err=err,
+                attempts=attempts,
+                worker=worker,
+            )
+        )
+        answers.error(task_id, err, 0.0, attempts)
+    _keep(unit, kept, worker, out)
+    if answers.lines:
+        out.results.append(answers.element(unit.single))
 
 
-def _reject(raw: bytes, reason: str, worker: str, out: Returned) -> None:
-    result, letter = rejection(raw, reason, worker)
-    if result is not None:
-        out.results.append(result)
-    out.dead.append(letter)
+def _keep(unit: Unit, kept: list[list[Any]], worker: str, out: Returned) -> None:
+    if not kept:
+        return
+    try:
+        out.back.append(rebuild(unit, kept))
+    except NotJSON as exc:  # parses, yet cannot be written again (nesting too deep)
+        reason = f"cannot be written back for another attempt: {exc}"
+        rejected = rejection(unit.raw, reason, worker)
+        out.results.extend(rejected.results)
+        out.dead.append(rejected.letter)

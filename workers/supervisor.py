@@ -14,8 +14,11 @@ import socket
 import time
 from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
+from pathlib import Path
 from typing import Any
 
+from redpool.codec import NotJSON
+from redpool.envelope import split_at
 from redpool.errors import Aborted, RedpoolError
 from redpool.keys import instance_id
 from redpool.pipeline import Pipeline, Sort
@@ -24,7 +27,7 @@ from redpool.settings import RedisSettings
 from redpool.workers.child import child_main
 from redpool.workers.giveback import ALL, Loss, sorter
 from redpool.workers.settings import WorkerSettings
-from redpool.workers.slots import SlotTable
+from redpool.workers.slots import NO_CUT, SlotTable
 
 log = logging.getLogger("redpool.workers")
 _SIGNALS = {signal.SIGTERM, signal.SIGINT}
@@ -96,6 +99,7 @@ class Supervisor:
             index = next(i for i, p in enumerate(self.procs) if p and p.sentinel == ready)
             self._on_death(index)
         self._check_deadlines()
+        self._check_stragglers()
         if self._every("promote", 0.2):
             self.pipe.promote()
         if self._every("heartbeat", self.settings.lease / 3):
@@ -222,6 +226,56 @@ class Supervisor:
                 self.timed_out[index] = True
                 os.kill(proc.pid, signal.SIGKILL)
 
+    def _check_stragglers(self) -> None:
+        """A child on one task for longer than a whole batch should take, with tasks of its
+        batch not started: hand those to the other processes (`_cut`)."""
+        now = time.monotonic()
+        for index, proc in enumerate(self.procs):
+            if proc is None or proc.pid is None or self.told_to_stop[index]:
+                continue
+            slot = self.slots.slot(index)
+            position = slot.position
+            if (
+                position is not None
+                and position + 1 < slot.total
+                and slot.cut_state == NO_CUT
+                and now - slot.started > self.settings.batch_seconds
+            ):
+                self._cut(index, proc.pid)
+
+    def _cut(self, index: int, pid: int) -> None:
+        """Cut child ``index``'s batch after the task it is running, and hand the rest back to
+        the head of the queue.
+
+        The child is stopped (SIGSTOP) while the cut is decided: stopped, it has published
+        where it is, and it cannot start another task between our reading its position and
+        its reading the cut. It resumes at once; the tasks move after, and it waits for that
+        (the cut's state) before it commits the part it ran.
+        """
+        slot = self.slots.slot(index)
+        holding = self.pipe.keys.inflight(self.id, index)
+        if not _pause(pid):
+            return
+        try:
+            position = slot.position
+            if position is None or position + 1 >= slot.total:
+                return  # it moved on, or finished, before it stopped
+            try:
+                split_at(self.pipe.held(holding), position + 1)
+            except (NotJSON, RedpoolError):  # cannot be written in two: let it run through
+                return
+            slot.set_cut(position + 1)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        try:
+            kept = self.pipe.cut(holding, position + 1)
+        except RedpoolError as exc:
+            log.warning("could not hand back the rest of child %d's batch: %s", index, exc)
+            kept = None
+        slot.cut_settled(kept is not None)
+        if kept is not None:
+            log.info("child %d is on a slow task; the rest of its batch went back", index)
+
     # -- lease, reaping, timers --------------------------------------------------------------
 
     def _describe(self) -> dict[str, Any]:
@@ -258,6 +312,26 @@ class Supervisor:
             return False
         self._due[name] = now + seconds
         return True
+
+
+def _pause(pid: int) -> bool:
+    """SIGSTOP ``pid`` and wait (briefly) until it is stopped; False if it is not (it exited,
+    or sits in an uninterruptible wait), in which case it is let go again."""
+    try:
+        os.kill(pid, signal.SIGSTOP)
+    except ProcessLookupError:
+        return False
+    deadline = time.monotonic() + 0.2
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            break
+        if state in ("T", "t"):
+            return True
+        time.sleep(0.0005)
+    os.kill(pid, signal.SIGCONT)
+    return False
 
 
 def run_workers(

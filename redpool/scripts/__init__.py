@@ -16,9 +16,10 @@ import redis
 from redis.commands.core import Script
 
 MAX_BATCH = 5000
-"""Most items one script call moves: Lua's unpack() fails somewhere under 8,000 values."""
+"""Most elements one call moves (a push script's unpack() fails somewhere under 8,000 values;
+a batch of that many elements is more than any batch needs)."""
 
-_NAMES = ("take", "commit", "ack", "push", "promote", "heartbeat", "forget", "lease", "snapshot")
+_NAMES = ("push", "promote", "heartbeat", "forget", "lease", "snapshot")
 
 
 def source(name: str) -> str:
@@ -29,9 +30,6 @@ def source(name: str) -> str:
 class Scripts:
     """One registered ``Script`` per Lua file, bound to a client."""
 
-    take: Script
-    commit: Script
-    ack: Script
     push: Script
     promote: Script
     heartbeat: Script

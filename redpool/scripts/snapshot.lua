@@ -5,32 +5,57 @@
 -- KEYS[4]  dead list        KEYS[5]  producers hash   KEYS[6]  stats hash
 -- KEYS[7]  leases zset      KEYS[8]  workers hash
 -- ARGV[1]  the in-flight key prefix, redpool:{NAME}:inflight:
+-- ARGV[2]  how many elements of a list to read to count its tasks (0: count elements only)
 --
--- The in-flight lists of every registered worker host (inflight:<host>:<child>, one per
--- process its description names) are read in the same step as the queue, the retries and
--- the results, so a task moving between them is never missed or counted twice.
+-- An element is a single task or a chunk whose "n" (first in its JSON) says how many tasks
+-- it holds. Past ARGV[2] elements, the mean of those read stands for the rest, and the
+-- reading says it is an estimate. The in-flight lists of every registered worker host
+-- (inflight:<host>:<child>, one per process its description names) are read in the same step
+-- as the queue, the retries and the results, so a task moving between them is never missed
+-- or counted twice.
 --
--- Returns {backlog, delayed, results, dead, producers' values, stats (field, value, ...),
--- leases (host, expiry ms, ...), workers (host, description, ...), Redis TIME, tasks in
--- flight}.
+-- Returns {elements, tasks} of the queue, the delayed count, {elements, tasks} of results,
+-- dead letters, producers' values, stats (field, value, ...), leases (host, expiry ms, ...),
+-- workers (host, description, ...), Redis TIME, {elements, tasks} in flight, 1 when every
+-- task count is exact (else 0).
+local cap = tonumber(ARGV[2])
+local exact = 1
+local function count(key)
+  local len = redis.call('LLEN', key)
+  if cap == 0 or len == 0 then
+    return {len, len}
+  end
+  local read = redis.call('LRANGE', key, 0, cap - 1)
+  local tasks = 0
+  for _, element in ipairs(read) do
+    tasks = tasks + (tonumber(string.match(element, '^{"n":(%d+),')) or 1)
+  end
+  if len > #read then
+    exact = 0
+    tasks = math.floor(tasks * len / #read + 0.5)
+  end
+  return {len, tasks}
+end
 local workers = redis.call('HGETALL', KEYS[8])
-local in_flight = 0
+local held = {0, 0}
 for i = 1, #workers, 2 do
   local ok, info = pcall(cjson.decode, workers[i + 1])
   local n = ok and type(info) == 'table' and tonumber(info['processes']) or 0
   for slot = 0, math.min(n, 4096) - 1 do
-    in_flight = in_flight + redis.call('LLEN', ARGV[1] .. workers[i] .. ':' .. slot)
+    local one = count(ARGV[1] .. workers[i] .. ':' .. slot)
+    held[1], held[2] = held[1] + one[1], held[2] + one[2]
   end
 end
 return {
-  redis.call('LLEN', KEYS[1]),
+  count(KEYS[1]),
   redis.call('ZCARD', KEYS[2]),
-  redis.call('LLEN', KEYS[3]),
+  count(KEYS[3]),
   redis.call('LLEN', KEYS[4]),
   redis.call('HVALS', KEYS[5]),
   redis.call('HGETALL', KEYS[6]),
   redis.call('ZRANGE', KEYS[7], 0, -1, 'WITHSCORES'),
   workers,
   redis.call('TIME'),
-  in_flight,
+  held,
+  exact,
 }

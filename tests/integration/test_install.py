@@ -35,7 +35,7 @@ def test_the_wheel_holds_one_top_level_package(tmp_path: Path) -> None:
     }
     for role in ("producer", "workers", "sink"):
         assert f"redpool/{role}/__init__.py" in names
-    assert "redpool/py.typed" in names and "redpool/scripts/take.lua" in names
+    assert "redpool/py.typed" in names and "redpool/scripts/push.lua" in names
 
 
 def user_directory(tmp_path: Path) -> Path:

@@ -8,8 +8,10 @@ import orjson
 import pytest
 import redis
 
-from redpool.envelope import Outcome, encode_task
+from redpool.answers import Outcome
+from redpool.envelope import encode_task
 from redpool.errors import SettingError, StreamClosed
+from redpool.holding import Taken
 from redpool.keys import Stat
 from redpool.pipeline import MAX_BATCH, Pipeline
 from redpool.producer import Producer, ProducerSettings
@@ -20,9 +22,9 @@ from tests.inproc import REGISTRY, child, run_until_idle, sink
 def test_push_is_exactly_once_per_batch_number(any_redis: redis.Redis, pipeline: str) -> None:
     """A push retried after a lost reply does not enqueue twice."""
     pipe = Pipeline(any_redis, pipeline)
-    assert pipe.push("p1", 1, [b"a", b"b"]) == 2
-    assert pipe.push("p1", 1, [b"a", b"b"]) == 2
-    assert pipe.push("p1", 2, [b"c"]) == 3
+    assert pipe.push("p1", 1, [b"a", b"b"], 2, "t") == (2, None)
+    assert pipe.push("p1", 1, [b"a", b"b"], 2, "t") == (2, None)
+    assert pipe.push("p1", 2, [b"c"], 1, "t") == (3, None)
     assert pipe.snapshot().submitted == 3
 
 
@@ -33,7 +35,7 @@ def test_closed_producer_cannot_push(any_redis: redis.Redis, pipeline: str) -> N
     with pytest.raises(StreamClosed):
         p.submit("echo", 2)
     with pytest.raises(StreamClosed):  # the script refuses too, not only this object
-        Pipeline(any_redis, pipeline).push(p.id, 99, [b"x"])
+        Pipeline(any_redis, pipeline).push(p.id, 99, [b"x"], 1, "echo")
 
 
 def test_stream_closes_only_when_every_producer_closed(
@@ -69,11 +71,11 @@ def test_take_returns_what_is_held_before_taking_more(
 ) -> None:
     """A take whose reply was lost is repeated: the holder gets the same items back."""
     pipe = Pipeline(any_redis, pipeline)
-    pipe.push("p", 1, [b"1", b"2", b"3"])
+    pipe.push("p", 1, [b"1", b"2", b"3"], 3, "t")
     holding = pipe.keys.inflight("w", 0)
     first = pipe.take(holding, 2, block=None)
-    again = pipe.take(holding, 2, block=None)
-    assert first == again == [b"1", b"2"]
+    again = pipe.take(holding, 0, block=None)
+    assert first.held == again.held == [b"1", b"2"]
     assert pipe.backlog() == 1
 
 
@@ -86,13 +88,13 @@ def test_commit_is_fenced_after_a_reaper_gave_the_batch_back(
     with Producer(any_redis, pipeline) as p:
         p.submit("echo", "once")
     slow = child(any_redis, pipeline, worker="slow")
-    held = pipe.take(slow.inflight, 10, block=None)
-    assert len(held) == 1
+    taken = pipe.take(slow.inflight, 10, block=None)
+    assert len(taken.held) == 1
     sort = sorter(Loss("lease ran out", charge=ALL), REGISTRY, "reaper")
     assert pipe.give_back(slow.inflight, sort).back != []
     assert pipe.give_back(slow.inflight, sort).back == []  # a second reaper finds nothing
-    outcome = slow.executor.run_batch(held)
-    assert pipe.commit(slow.inflight, held, "slow.1", outcome) == 0
+    outcome = slow.executor.run_batch(taken.held)
+    assert pipe.commit(slow.inflight, taken, 1, outcome) == 0
     fast = child(any_redis, pipeline, worker="fast")
     assert fast.tick() == 1
     results = any_redis.lrange(pipe.keys.results, 0, -1)
@@ -109,19 +111,20 @@ def test_a_repeated_commit_writes_once_and_says_it_had_gone_through(
     with Producer(any_redis, pipeline) as p:
         p.submit("echo", 1)
     c = child(any_redis, pipeline)
-    held = pipe.take(c.inflight, 10, block=None)
-    outcome = c.executor.run_batch(held)
-    assert pipe.commit(c.inflight, held, "c.1", outcome) == 1
-    assert pipe.commit(c.inflight, held, "c.1", outcome) == 2
-    assert pipe.commit(c.inflight, held, "c.2", outcome) == 0
+    taken = pipe.take(c.inflight, 10, block=None)
+    outcome = c.executor.run_batch(taken.held)
+    assert pipe.commit(c.inflight, taken, 1, outcome) == 1
+    assert pipe.commit(c.inflight, taken, 1, outcome) == 2
+    other = Taken(taken.held, b"another")
+    assert pipe.commit(c.inflight, other, 1, outcome) == 0
     assert any_redis.llen(pipe.keys.results) == 1
 
 
 def test_ack_twice_counts_once(any_redis: redis.Redis, pipeline: str) -> None:
     pipe = Pipeline(any_redis, pipeline)
     any_redis.rpush(pipe.keys.results, b"r1", b"r2")
-    held = pipe.take_results(10, block=None)
-    assert pipe.ack(held, 2) and not pipe.ack(held, 2)
+    taken = pipe.take_results(10, block=None)
+    assert pipe.ack(taken, 2) and not pipe.ack(taken, 2)
     assert pipe.snapshot().drained == 2
 
 
@@ -147,9 +150,10 @@ def test_give_back_charges_only_the_running_task_and_kills_a_poison_one(
 def test_due_retries_are_promoted(any_redis: redis.Redis, pipeline: str) -> None:
     pipe = Pipeline(any_redis, pipeline)
     holding = pipe.keys.inflight("w", 0)
-    any_redis.rpush(holding, b"x")
+    pipe.push("p", 1, [b"x"], 1, "t")
+    taken = pipe.take(holding, 1, block=None)
     outcome = Outcome(retries=[(0, b"due"), (2**40, b"later")])
-    assert pipe.commit(holding, [b"x"], "t", outcome) == 1
+    assert pipe.commit(holding, taken, 1, outcome) == 1
     assert pipe.promote(10) == 1
     assert any_redis.lrange(pipe.keys.tasks, 0, -1) == [b"due"]
     assert any_redis.zrange(pipe.keys.delayed, 0, -1) == [b"later"]
@@ -168,7 +172,7 @@ def test_garbage_and_strays_do_not_end_the_stream_early(
     with Producer(any_redis, pipeline) as p:
         p.submit("echo", 0)
     c = child(any_redis, pipeline, batch=3)
-    assert c.tick() == 3  # the garbage and the strays only
+    assert c.tick() == 2  # the strays ran; the garbage beside them was only dead-lettered
     seen: list[bytes] = []
     drain = sink(any_redis, pipeline, lambda r: seen.append(r.raw))
     assert drain.drain_once(block=False) == 2  # the strays' results
@@ -216,7 +220,7 @@ def test_a_snapshot_counts_every_registered_hosts_tasks_in_flight(
     pipe = Pipeline(any_redis, pipeline)
     pipe.heartbeat("h1", 10, {"processes": 2})
     pipe.heartbeat("h2", 10, {"processes": "garbage"})
-    pipe.push("p", 1, [b"a", b"b", b"c"])
+    pipe.push("p", 1, [b"a", b"b", b"c"], 3, "t")
     pipe.take(pipe.keys.inflight("h1", 1), 2, block=None)
     state = pipe.snapshot()
     assert (state.backlog, state.in_flight, state.idle) == (1, 2, False)
@@ -228,8 +232,8 @@ class _Replies(Pipeline):
 
     reply = 1
 
-    def commit(self, holding: str, held: Any, token: str, outcome: Outcome) -> int:
-        super().commit(holding, held, token, outcome)
+    def commit(self, holding: str, taken: Taken, held: int, outcome: Outcome) -> int:
+        super().commit(holding, taken, held, outcome)
         return self.reply
 
 

@@ -6,13 +6,17 @@ import orjson
 import pytest
 
 from redpool.envelope import (
-    encode_dead,
-    encode_result,
+    MAX_CHUNK,
+    encode_listed,
+    encode_run,
+    encode_run_json,
     encode_task,
-    error,
-    parse_result,
+    ids_of,
     parse_task,
-    salvage,
+    parse_unit,
+    read_item,
+    split_at,
+    tasks_in,
     with_attempts,
 )
 from redpool.errors import PayloadError
@@ -71,10 +75,65 @@ def test_oversized_payload_is_refused_before_parsing() -> None:
         parse_task(b'{"id": "x", "task": "t", "args": ["' + b"a" * 100 + b'"]}', max_size=50)
 
 
-def test_salvage_reads_what_it_can() -> None:
-    assert salvage(b'{"id": "x", "task": 3, "producer": "p"}') == ("x", None, "p")
-    assert salvage(b"garbage") == (None, None, None)
-    assert salvage(b"[]") == (None, None, None)
+def test_ids_are_read_from_whatever_can_be_read() -> None:
+    """A broken element's tasks still get answers under their ids, whatever its shape."""
+    assert ids_of(b'{"id": "x", "task": 3, "producer": "p"}') == (["x"], None, "p")
+    assert ids_of(b'{"n":2,"task":"t","producer":"p","first":7,"args":[[1],[2]]}') == (
+        ["p-7", "p-8"],
+        "t",
+        "p",
+    )
+    assert ids_of(b'{"n":2,"task":"t","items":[["a",[]],[3,[]],"junk"]}') == (["a"], "t", None)
+    assert ids_of(b"garbage") == ([], None, None)
+    assert ids_of(b"[]") == ([], None, None)
+
+
+def test_a_run_holds_ids_by_number_and_cuts_into_runs() -> None:
+    raw = encode_run("t", "p", 10, [[1], [2], [3]])
+    assert orjson.loads(raw) == {
+        "n": 3,
+        "task": "t",
+        "producer": "p",
+        "first": 10,
+        "args": [[1], [2], [3]],
+    }
+    assert tasks_in(raw) == 3
+    unit = parse_unit(raw)
+    assert unit.listed() == [["p-10", [1]], ["p-11", [2]], ["p-12", [3]]]
+    assert encode_run_json("t", "p", 10, [b"[1]", b"[2]", b"[3]"]) == raw
+    kept, back = split_at([encode_task("s", "t", [0], {}), raw], 2)
+    assert parse_unit(kept[1]).listed() == [["p-10", [1]]]
+    assert [parse_unit(b).listed() for b in back] == [[["p-11", [2]], ["p-12", [3]]]]
+    assert split_at([raw], 0) == ([], [raw]) and split_at([raw], 3) == ([raw], [])
+
+
+def test_a_listed_chunk_cuts_into_listed_chunks() -> None:
+    raw = encode_listed("t", None, [["a", [1]], ["b", [2], {"k": 1}], ["c", [3], {}, 2]])
+    kept, back = split_at([raw], 1)
+    assert parse_unit(kept[0]).items == [["a", [1]]]
+    assert parse_unit(back[0]).items == [["b", [2], {"k": 1}], ["c", [3], {}, 2]]
+    assert read_item(["c", [3], {}, 2]) == ("c", [3], {}, 2)
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b'{"n":1,"task":"t","first":1,"args":[[1]]}', "'producer'"),
+        (b'{"n":1,"task":"t","producer":"p","first":-1,"args":[[1]]}', "'first'"),
+        (b'{"n":1,"task":"t","producer":"p","first":1,"args":{}}', "'args'"),
+        (b'{"n":1,"task":"t","items":{}}', "'items'"),
+        (b'{"n":1,"task":7,"items":[]}', "'task'"),
+    ],
+)
+def test_bad_chunks_are_refused_with_a_reason(raw: bytes, reason: str) -> None:
+    with pytest.raises(PayloadError, match=reason):
+        parse_unit(raw)
+
+
+def test_a_chunk_over_the_limit_is_refused() -> None:
+    raw = encode_listed("t", "p", [[f"i{n}", []] for n in range(MAX_CHUNK + 1)])
+    with pytest.raises(PayloadError, match="exceeds the"):
+        parse_unit(raw)
 
 
 def test_with_attempts_keeps_other_fields() -> None:
@@ -82,30 +141,6 @@ def test_with_attempts_keeps_other_fields() -> None:
     again = with_attempts(raw, 2)
     assert orjson.loads(again)["attempts"] == 2
     assert orjson.loads(with_attempts(again, 0)) == orjson.loads(raw)
-
-
-def test_result_shapes() -> None:
-    ok = orjson.loads(encode_result("i", "t", ok=True, value=[1], worker="w", ms=1.23456))
-    assert ok == {"id": "i", "task": "t", "ok": True, "value": [1], "worker": "w", "ms": 1.235}
-    bad = orjson.loads(encode_result("i", "t", ok=False, err=error("E", "m", "tb"), worker="w"))
-    assert bad["error"] == {"type": "E", "message": "m", "traceback": "tb"}
-    assert bad["ok"] is False
-    with pytest.raises(TypeError):
-        encode_result("i", "t", ok=True, value={1, 2})
-
-
-def test_dead_letter_keeps_the_payload_and_truncates_huge_ones() -> None:
-    letter = orjson.loads(encode_dead(b"garbage", "not JSON", worker="w"))
-    assert letter["payload"] == "garbage" and letter["reason"] == "not JSON"
-    huge = b"x" * (17 * 1024 * 1024)
-    letter = orjson.loads(encode_dead(huge, "too big"))
-    assert letter["truncated"] == len(huge) and len(letter["payload"]) < 10_000
-
-
-def test_parse_result_is_lenient() -> None:
-    assert parse_result(b"junk").id is None
-    r = parse_result(encode_result("i", "t", ok=True, value=1, producer="p"))
-    assert (r.id, r.ok, r.producer) == ("i", True, "p")
 
 
 def test_big_integers_survive_both_ways() -> None:
@@ -116,5 +151,4 @@ def test_big_integers_survive_both_ways() -> None:
     raw = encode_task("i", "t", big, {"k": 2**70})
     env = parse_task(raw)
     assert env.args == big and env.kwargs == {"k": 2**70}
-    assert codec.loads(encode_result("i", "t", ok=True, value=2**100))["value"] == 2**100
     assert codec.loads(b"[1, 2.5]") == [1, 2.5]

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import sys
+import time
 
 import orjson
 import pytest
 
 from redpool import task
-from redpool.envelope import Outcome, encode_task
+from redpool.answers import Outcome
+from redpool.envelope import encode_task
 from redpool.errors import TaskTimeout
 from redpool.registry import Registry
 from redpool.workers.execute import Executor
@@ -124,7 +126,7 @@ def test_alarm_raises_only_inside_task_code_past_the_deadline() -> None:
     ex = Executor(REG, "w", slot)
     frame = sys._getframe()
     ex.on_alarm(14, frame)  # no task running: ignored
-    slot.start(0, 1e-9)
+    slot.start(0, time.monotonic(), 1e-9)
     with pytest.raises(TaskTimeout):
         ex.on_alarm(14, frame)  # this test's frame stands for task code
     import redpool.workers.execute as ours
