@@ -48,12 +48,15 @@ class Run:
         self.ids.append(task_id)
         return task_id
 
-    def submit_many(self, task: str, calls: list[list[object]]) -> None:
+    def submit_many(
+        self, task: str, calls: list[list[object]], chunksize: int | None = None
+    ) -> list[str]:
+        """Submit in chunks (auto-sized unless ``chunksize``); returns the new ids."""
         start = self.producer.submitted
-        self.producer.submit_many(task, ((c, {}) for c in calls))
-        self.ids += [
-            f"{self.producer.id}-{i}" for i in range(start + 1, self.producer.submitted + 1)
-        ]
+        self.producer.submit_many(task, ((c, None) for c in calls), chunksize)
+        new = [f"{self.producer.id}-{i}" for i in range(start + 1, self.producer.submitted + 1)]
+        self.ids += new
+        return new
 
     def host(self, *extra: str, processes: int = 2) -> Host:
         log = self.tmp / f"host{len(self.hosts)}.log"

@@ -17,7 +17,7 @@ import time
 from time import monotonic
 
 from redpool.answers import Outcome
-from redpool.envelope import split_at
+from redpool.envelope import split_at, tasks_in
 from redpool.errors import RedpoolError
 from redpool.pipeline import Pipeline
 from redpool.registry import Registry
@@ -66,7 +66,8 @@ class Child:
         return 0
 
     def tick(self) -> int:
-        """Take, run, commit one batch; returns how many tasks it started (0 when idle)."""
+        """Take, run, commit one batch; returns how many tasks it held (0 when idle): run,
+        refused as garbage, or not started and given back."""
         taken = self.pipe.take(self.inflight, self.batch, self.settings.block_seconds)
         if not taken.held:
             return 0
@@ -83,7 +84,7 @@ class Child:
                 outcome.started,
             )
         self.done += outcome.started
-        return outcome.started
+        return sum(tasks_in(raw) for raw in taken.held)
 
     def _settle(self, held: list[bytes], outcome: Outcome) -> int:
         """How many elements the commit is fenced on, and which tasks it sends back.
