@@ -1,17 +1,17 @@
 """Answers: how tasks end (results, dead letters) and what a worker writes back for a batch.
 
-A single task's element of the results list is one result object: ``{"id", "task", "ok",
-"value" | "error", "attempts"?, "ms", "worker", "producer"?}``. A chunk's is a header and one
+A single task's element of the results list is one result object: ``{"id", "ok", "value" |
+"error", "attempts"?, "ms", "task", "worker", "producer"?}``. A chunk's is a header and one
 answer per line, each a result object but for the fields the header holds::
 
     {"n":2,"task":"add","producer":"P","worker":"W","ok":1,"failed":1,"results":[
-    {"id":"P-1","task":"add","ok":true,"value":3,"ms":0.002},
-    {"id":"P-2","task":"add","ok":false,"error":{...},"attempts":1,"ms":0.000}
+    {"id":"P-1","ok":true,"value":3,"ms":0.002},
+    {"id":"P-2","ok":false,"error":{...},"attempts":1,"ms":0.000}
     ]}
 
-It is valid JSON, and the sink writes its lines out as they are with the header's worker and
-producer added: writing each answer is done once, in the many worker processes, not in the
-one sink. A dead letter, ``{"reason", "payload", "at"}`` plus what is known of ``id``,
+It is valid JSON, and the sink writes its lines out as they are with the header's task, worker
+and producer added: writing each answer is done once, in the many worker processes, not in
+the one sink. A dead letter, ``{"reason", "payload", "at"}`` plus what is known of ``id``,
 ``task``, ``error``, ``attempts``, ``producer``, is always about one task. Nothing here
 touches Redis.
 """
@@ -83,8 +83,7 @@ class Answers:
             self.value(f"{self.producer}-{number}", value, ms)
             return
         self.lines.append(
-            f'{{"id":"{self._prefix}{number}","task":{self._task},"ok":true,'
-            f'"value":{_json(value)},"ms":{_ms(ms)}}}'
+            f'{{"id":"{self._prefix}{number}","ok":true,"value":{_json(value)},"ms":{_ms(ms)}}}'
         )
         self.ok += 1
 
@@ -93,23 +92,22 @@ class Answers:
         written = _json(value)
         tried = f',"attempts":{attempts}' if attempts else ""
         self.lines.append(
-            f'{{"id":{_id(task_id)},"task":{self._task},"ok":true,"value":{written}{tried},'
-            f'"ms":{_ms(ms)}}}'
+            f'{{"id":{_id(task_id)},"ok":true,"value":{written}{tried},"ms":{_ms(ms)}}}'
         )
         self.ok += 1
 
     def error(self, task_id: str, err: dict[str, str], ms: float, attempts: int) -> None:
         """A task that failed for good."""
         self.lines.append(
-            f'{{"id":{_id(task_id)},"task":{self._task},"ok":false,"error":{_json(err)},'
-            f'"attempts":{attempts},"ms":{_ms(ms)}}}'
+            f'{{"id":{_id(task_id)},"ok":false,"error":{_json(err)},"attempts":{attempts},'
+            f'"ms":{_ms(ms)}}}'
         )
         self.failed += 1
 
     def element(self, single: bool) -> bytes:
         """The element of the results list: the one answer of a single task, else a chunk's."""
         if single and len(self.lines) == 1:
-            return (self.lines[0][:-1] + shared(self.worker, self.producer)).encode()
+            return (self.lines[0][:-1] + shared(self.name, self.worker, self.producer)).encode()
         head = f'{{"n":{len(self.lines)},"task":{self._task}'
         if self.producer is not None:
             head += f',"producer":{_id(self.producer)}'
@@ -121,9 +119,9 @@ def _id(text: str) -> str:
     return codec.dumps(text).decode()
 
 
-def shared(worker: Any, producer: Any) -> str:
+def shared(name: Any, worker: Any, producer: Any) -> str:
     """The end of a result line: the fields all answers of a chunk share."""
-    tail = f',"worker":{codec.dumps(worker).decode()}'
+    tail = f',"task":{codec.dumps(name).decode()},"worker":{codec.dumps(worker).decode()}'
     if producer is not None:
         tail += f',"producer":{codec.dumps(producer).decode()}'
     return tail + "}"
@@ -280,7 +278,7 @@ def parse_results(raw: bytes) -> Answered:
             if body["n"] != len(lines):
                 raise ValueError
             producer = body.get("producer")
-            tail = shared(body.get("worker", ""), producer).encode()
+            tail = shared(body.get("task", ""), body.get("worker", ""), producer).encode()
             return Answered(
                 [line.removesuffix(b",")[:-1] + tail for line in lines],
                 int(body["ok"]),

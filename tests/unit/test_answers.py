@@ -48,7 +48,8 @@ def test_a_chunk_of_answers_is_json_and_one_line_per_task() -> None:
     read = parse_results(raw)
     assert (read.ok, read.failed, read.producer) == (1, 1, "p")
     lines = [orjson.loads(r.raw) for r in read.results()]
-    assert lines == [{**answer, "worker": "w", "producer": "p"} for answer in body["results"]]
+    shared = {"task": "t", "worker": "w", "producer": "p"}
+    assert lines == [{**answer, **shared} for answer in body["results"]]
     assert [r.id for r in read.results()] == ["a", "b"]
     assert lines[0] == orjson.loads(single({"x": 1}, "p").replace(b'"id":"i"', b'"id":"a"'))
 
