@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from itertools import islice
 from typing import Any, Literal
@@ -174,56 +174,54 @@ class Producer:
 
     def _send(self, name: str, calls: list[Call], asked: Chunksize | None) -> int:
         """One batch: single tasks, runs, or (with keyword arguments) listed chunks."""
-        size, first = self.chunksize(name, asked), self.submitted + 1
-        self.submitted += len(calls)
+        prefix, me = self._id_prefix, self.id
+
+        def item(n: int, args: Any, kwargs: Any) -> list[Any]:
+            return [f"{prefix}{n}", args, kwargs] if kwargs else [f"{prefix}{n}", args]
+
+        shapes = _Shapes(
+            single=lambda n, a, k: encode_task(f"{prefix}{n}", name, a, k or {}, me),
+            item=item,
+            listed=lambda items: encode_listed(name, me, items),
+            run=lambda first, args: encode_run(name, me, first, args),
+        )
         try:
-            if size == 1:
-                elements = [
-                    encode_task(f"{self._id_prefix}{n}", name, args, kwargs or {}, self.id)
-                    for n, (args, kwargs) in enumerate(calls, first)
-                ]
-            elif any(kwargs for _, kwargs in calls):
-                items = [
-                    [f"{self._id_prefix}{n}", args, kwargs]
-                    if kwargs
-                    else [f"{self._id_prefix}{n}", args]
-                    for n, (args, kwargs) in enumerate(calls, first)
-                ]
-                elements = [
-                    encode_listed(name, self.id, items[at : at + size])
-                    for at in range(0, len(items), size)
-                ]
-            else:
-                elements = [
-                    encode_run(name, self.id, first + at, [a for a, _ in calls[at : at + size]])
-                    for at in range(0, len(calls), size)
-                ]
+            return self._push_shaped(name, calls, asked, shapes)
         except NotJSON:
-            raise _which(calls, first) from None
-        self._push(name, elements, len(calls))
-        return len(calls)
+            raise _which(calls, self.submitted - len(calls) + 1) from None
 
     def _send_json(self, name: str, calls: list[JsonCall], asked: Chunksize | None) -> int:
+        """`_send` for arguments already written as JSON: joined, never parsed."""
+        prefix, me = self._id_json, self.id
+
+        def item(n: int, args: bytes, kwargs: bytes | None) -> bytes:
+            task_id = b'%s%d"' % (prefix, n)
+            return (
+                b"[%b,%b,%b]" % (task_id, args, kwargs) if kwargs else b"[%b,%b]" % (task_id, args)
+            )
+
+        shapes = _Shapes(
+            single=lambda n, a, k: encode_task_json(b'%s%d"' % (prefix, n), name, a, k, me),
+            item=item,
+            listed=lambda items: encode_listed_json(name, me, items),
+            run=lambda first, args: encode_run_json(name, me, first, args),
+        )
+        return self._push_shaped(name, calls, asked, shapes)
+
+    def _push_shaped(
+        self, name: str, calls: list[Any], asked: Chunksize | None, shapes: _Shapes
+    ) -> int:
         size, first = self.chunksize(name, asked), self.submitted + 1
         self.submitted += len(calls)
-        ids = [b'%s%d"' % (self._id_json, n) for n in range(first, first + len(calls))]
+        numbered = list(enumerate(calls, first))
         if size == 1:
-            elements = [
-                encode_task_json(task_id, name, args, kwargs, self.id)
-                for task_id, (args, kwargs) in zip(ids, calls, strict=True)
-            ]
+            elements = [shapes.single(n, a, k) for n, (a, k) in numbered]
         elif any(kwargs for _, kwargs in calls):
-            items = [
-                b"[%b,%b,%b]" % (task_id, args, kwargs) if kwargs else b"[%b,%b]" % (task_id, args)
-                for task_id, (args, kwargs) in zip(ids, calls, strict=True)
-            ]
-            elements = [
-                encode_listed_json(name, self.id, items[at : at + size])
-                for at in range(0, len(items), size)
-            ]
+            items = [shapes.item(n, a, k) for n, (a, k) in numbered]
+            elements = [shapes.listed(items[at : at + size]) for at in range(0, len(items), size)]
         else:
             elements = [
-                encode_run_json(name, self.id, first + at, [a for a, _ in calls[at : at + size]])
+                shapes.run(first + at, [a for a, _ in calls[at : at + size]])
                 for at in range(0, len(calls), size)
             ]
         self._push(name, elements, len(calls))
@@ -252,6 +250,17 @@ class Producer:
             time.sleep(delay)
             delay = min(delay * 2, 0.1)
             backlog = self.pipe.backlog()
+
+
+@dataclass(frozen=True)
+class _Shapes:
+    """How one batch's tasks are written as each shape of element: from Python objects, or
+    from JSON already written."""
+
+    single: Callable[[int, Any, Any], bytes]
+    item: Callable[[int, Any, Any], Any]
+    listed: Callable[[list[Any]], bytes]
+    run: Callable[[int, list[Any]], bytes]
 
 
 def _name(task: Task | str) -> str:

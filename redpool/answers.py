@@ -28,7 +28,15 @@ from typing import Any, cast
 import orjson
 
 from redpool import codec
-from redpool.envelope import MAX_CHUNK, MAX_PAYLOAD, SHOWN, ids_of
+from redpool.envelope import (
+    MAX_CHUNK,
+    MAX_PAYLOAD,
+    SHOWN,
+    Unit,
+    ids_of,
+    item_payload,
+    read_item,
+)
 
 _FRACTION = [f"{i:03d}" for i in range(1000)]
 """Milliseconds written from whole microseconds: a table lookup, not a float format."""
@@ -103,6 +111,30 @@ class Answers:
             f'"ms":{_ms(ms)}}}'
         )
         self.failed += 1
+
+    def dead(
+        self,
+        unit: Unit,
+        item: list[Any],
+        err: dict[str, str],
+        reason: str,
+        attempts: int,
+        ms: float = 0.0,
+    ) -> bytes:
+        """A task of ``unit`` that failed for good: its error answer, and (returned) its dead
+        letter, always together. ``item`` is [id, args, kwargs?, attempts?] as it came."""
+        task_id, args, kwargs, tried = read_item(item)
+        payload = unit.raw if unit.single else item_payload(unit, task_id, args, kwargs, tried)
+        self.error(task_id, err, ms, attempts)
+        return encode_dead(
+            payload,
+            reason,
+            task_id=task_id,
+            name=unit.task,
+            err=err,
+            attempts=attempts,
+            worker=self.worker,
+        )
 
     def element(self, single: bool) -> bytes:
         """The element of the results list: the one answer of a single task, else a chunk's."""

@@ -29,7 +29,6 @@ from redpool.envelope import (
     ItemError,
     Unit,
     encode_task,
-    item_payload,
     parse_unit,
     read_item,
     tasks_in,
@@ -305,21 +304,9 @@ class Executor:
         attempts: int | None = None,
     ) -> None:
         """Failed for good: an error answer and a dead letter, always together."""
-        task_id, args, kwargs, tried = read_item(item)
-        attempts = tried + 1 if attempts is None else attempts
-        payload = unit.raw if unit.single else item_payload(unit, task_id, args, kwargs, tried)
-        answers.error(task_id, err, elapsed * 1000, attempts)
-        out.dead.append(
-            encode_dead(
-                payload,
-                reason,
-                task_id=task_id,
-                name=unit.task,
-                err=err,
-                attempts=attempts,
-                worker=self.worker,
-            )
-        )
+        if attempts is None:
+            attempts = read_item(item)[3] + 1
+        out.dead.append(answers.dead(unit, item, err, reason, attempts, elapsed * 1000))
 
     def _reject(self, unit: Unit, item: Any, reason: str, answers: Answers, out: Outcome) -> None:
         """A task that cannot run at all: dead at once, answered when it has an id."""

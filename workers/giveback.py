@@ -16,7 +16,6 @@ from redpool.codec import NotJSON
 from redpool.envelope import (
     ItemError,
     Unit,
-    item_payload,
     parse_unit,
     read_item,
     rebuild,
@@ -92,21 +91,7 @@ def _charge(
             kept.append([task_id, args, kwargs, attempts])
             continue
         reason = f"failed after {attempts} attempts: {loss.reason}"
-        payload = (
-            unit.raw if unit.single else item_payload(unit, task_id, args, kwargs, attempts - 1)
-        )
-        out.dead.append(
-            encode_dead(
-                payload,
-                reason,
-                task_id=task_id,
-                name=unit.task,
-                err=err,
-                attempts=attempts,
-                worker=worker,
-            )
-        )
-        answers.error(task_id, err, 0.0, attempts)
+        out.dead.append(answers.dead(unit, item, err, reason, attempts))
     _keep(unit, kept, worker, out)
     if answers.lines:
         out.results.append(answers.element(unit.single))
