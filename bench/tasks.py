@@ -7,3 +7,4 @@ from redpool import task
 
 noop = task(name="noop")(work.noop)
 burn = task(name="burn")(work.burn)
+sleep = task(name="sleep")(work.sleep)

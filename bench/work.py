@@ -1,7 +1,8 @@
-"""The benchmark's two workloads, as plain functions every system can run.
+"""The benchmark's workloads, as plain functions every system can run.
 
 ``noop`` measures the system itself; ``burn`` is CPU-bound pure Python whose length the
-benchmark calibrates to ~10 ms on the machine it runs on.
+benchmark calibrates to ~10 ms on the machine it runs on; ``sleep`` is the one slow task of
+the head-of-line measurement.
 """
 
 from __future__ import annotations
@@ -23,3 +24,11 @@ def burn(n: int) -> float:
     for i in range(n):
         total += i * i
     return time.thread_time() - started
+
+
+def sleep(seconds: float) -> float:
+    """Holds its worker process for ``seconds`` without using the CPU. Returns the wall-clock
+    time it ended (time.time()), so the benchmark can tell whether it was still running when
+    other results had arrived."""
+    time.sleep(seconds)
+    return time.time()
