@@ -1,8 +1,8 @@
 """The fenced holding list: one mechanism for the workers and the sink.
 
-A holder (a worker child, or the sink) moves elements from a source list (``tasks``, or
-``results``) into a list only it owns (``inflight:<host>:<child>``, or ``sinking``), and marks
-the take with a token of its own in ``held:<holding>``. Whatever kills the holder, the
+A holder (a worker child, or the sink) marks its take with a token of its own in
+``held:<holding>``, then moves elements from a source list (``tasks``, or ``results``) into a
+list only it owns (``inflight:<host>:<child>``, or ``sinking``). Whatever kills the holder, the
 elements are in its list, where a supervisor or a reaper finds them. When the holder is done
 it settles: its writes (answers, dead letters, retries, counters) and the deletion of its list
 happen in one transaction, and only if the token is still its own and the list still as long
@@ -10,9 +10,11 @@ as what it took. A reaper that gave the list back deleted the token, so a holder
 that finishes anyway writes nothing; a settle repeated after a lost reply finds the token
 marked done and says so.
 
-These are native transactions (MULTI/EXEC under WATCH), not Lua: a script copies every
-argument and every element it touches into Lua, which for chunks of a few hundred KB cost
-Redis three times what the same commands cost natively (the README has the figures).
+Settling is a native transaction (MULTI/EXEC under WATCH), not Lua, and a single element
+moves with a native LMOVE: a script copies every argument and element it touches into Lua,
+which for a chunk's answers of tens of KB costs Redis a few times what the same commands cost
+natively (the README has the figures). Many small elements move with one script call
+(take.lua), where the cost per command is what dominates.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import cast
 
 import redis
 from redis.client import Pipeline as Transaction
+from redis.commands.core import Script
 
 from redpool.keys import Keys
 
@@ -47,31 +50,39 @@ def take(
     holding: str,
     count: int,
     block: float | None,
+    many: Script,
 ) -> Taken:
     """Move up to ``count`` elements from ``source`` into ``holding``; with ``block`` (seconds)
     and none to move, wait for one (BLMOVE) so an idle holder wakes at once.
 
-    What the holding list already held comes back first: a take whose reply was lost to a
-    dropped connection is repeated, and its elements are not lost or left behind.
+    What the holding list already holds comes back instead, and nothing more is taken: a
+    take whose reply was lost to a dropped connection is repeated, and its elements are not
+    lost or left behind.
     """
     token = secrets.token_hex(8).encode()
-    pipe = client.pipeline(transaction=True)
-    pipe.lrange(holding, 0, -1)
-    for _ in range(count):
-        pipe.lmove(source, holding, "LEFT", "RIGHT")
-    pipe.set(keys.held(holding), token)
-    before, *moved, _ = pipe.execute()
-    held = cast(list[bytes], before) + [item for item in moved if item is not None]
-    if held or block is None:
-        return Taken(held, token)
+    look = client.pipeline(transaction=False)
+    look.lrange(holding, 0, -1)
+    look.llen(source)
+    look.set(keys.held(holding), token)  # first: whatever comes in below is under this token
+    before, available, _ = look.execute()
+    if before:  # taken before, the reply lost: the same elements again, under the new token
+        return Taken(cast(list[bytes], before), token)
+    moves = min(count, int(available))
+    if moves:
+        if moves == 1:  # a chunk, most likely: native, no copy into Lua
+            item = client.lmove(source, holding, "LEFT", "RIGHT")
+            held = [cast(bytes, item)] if item is not None else []
+        else:  # many small elements: one script (take.lua), not one command each
+            held = cast(list[bytes], many(keys=[source, holding], args=[moves]))
+        if held or block is None:
+            return Taken(held, token)
+    if block is None:
+        return Taken([], token)
     # execute_command: redis-py's blmove() is typed for whole seconds only
     item = client.execute_command(  # type: ignore[no-untyped-call]
         "BLMOVE", source, holding, "LEFT", "RIGHT", block
     )
-    if item is None:
-        return Taken([], token)
-    client.set(keys.held(holding), token)  # a reaper between the two: the length fences it
-    return Taken([item], token)
+    return Taken([item] if item is not None else [], token)
 
 
 def settle(
@@ -81,6 +92,7 @@ def settle(
     taken: Taken,
     count: int,
     write: Callable[[Transaction], None],
+    fence: Script,
 ) -> int:
     """Delete ``holding`` and run ``write`` (which queues the holder's writes) in one
     transaction, if the holder still holds what it took (its token, ``count`` elements).
@@ -91,8 +103,7 @@ def settle(
     marker = keys.held(holding)
 
     def attempt(pipe: Transaction) -> int:
-        state = pipe.get(marker)
-        length = pipe.llen(holding)
+        state, length = fence(keys=[holding, marker], client=pipe)  # one round trip, not two
         if state != taken.token or length != count:
             pipe.multi()
             return 2 if state == DONE + taken.token else 0

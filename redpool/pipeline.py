@@ -140,12 +140,11 @@ class Pipeline:
     def take(self, holding: str, count: int, block: float | None) -> holding_list.Taken:
         """Up to ``count`` elements of the queue into ``holding`` (see `redpool.holding`);
         with ``block`` (seconds), wait that long for one when the queue is empty."""
-        return cast(
-            holding_list.Taken,
-            self._call(
-                holding_list.take, self.client, self.keys, self.keys.tasks, holding, count, block
-            ),
+        source, many = self.keys.tasks, self._scripts.take
+        taken = self._call(
+            holding_list.take, self.client, self.keys, source, holding, count, block, many
         )
+        return cast(holding_list.Taken, taken)
 
     def commit(self, holding: str, taken: holding_list.Taken, held: int, outcome: Outcome) -> int:
         """A worker child's batch, settled: answers, dead letters and retries, the tasks it
@@ -176,7 +175,9 @@ class Pipeline:
 
         if outcome.retries:
             self._now = redis_ms(self._call(self.client.time))
-        return int(self._call(holding_list.settle, self.client, k, holding, taken, held, write))
+        settle = holding_list.settle
+        fence = self._scripts.holder
+        return int(self._call(settle, self.client, k, holding, taken, held, write, fence))
 
     def held(self, holding: str) -> list[bytes]:
         """What a holder holds now."""
@@ -313,6 +314,7 @@ class Pipeline:
                 self.keys.sinking,
                 count,
                 block,
+                self._scripts.take,
             ),
         )
 
@@ -332,6 +334,7 @@ class Pipeline:
             taken,
             len(taken.held),
             write,
+            self._scripts.holder,
         )
         return bool(settled == 1)
 

@@ -46,7 +46,14 @@ class Child:
         self.inflight = self.pipe.keys.inflight(worker_id, index)
         name = f"{worker_id}:{index}"
         self.slot = slot
-        self.executor = Executor(registry, name, slot, settings.task_timeout, settings.max_payload)
+        self.executor = Executor(
+            registry,
+            name,
+            slot,
+            settings.task_timeout,
+            settings.max_payload,
+            settings.batch_seconds,
+        )
         self.stopping = False
         self.batch = settings.first_batch
         self.per_task = 0.0
@@ -66,8 +73,8 @@ class Child:
         return 0
 
     def tick(self) -> int:
-        """Take, run, commit one batch; returns how many tasks it held (0 when idle): run,
-        refused as garbage, or not started and given back."""
+        """Take, run, commit one batch; returns how many tasks it was done with (0 when idle):
+        run, or refused as garbage; not those it gave back unstarted."""
         taken = self.pipe.take(self.inflight, self.batch, self.settings.block_seconds)
         if not taken.held:
             return 0
@@ -84,7 +91,8 @@ class Child:
                 outcome.started,
             )
         self.done += outcome.started
-        return sum(tasks_in(raw) for raw in taken.held)
+        held_tasks = sum(tasks_in(raw) for raw in taken.held)
+        return held_tasks if outcome.stopped_at is None else outcome.stopped_at
 
     def _settle(self, held: list[bytes], outcome: Outcome) -> int:
         """How many elements the commit is fenced on, and which tasks it sends back.

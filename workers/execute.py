@@ -50,12 +50,17 @@ class Executor:
         slot: Slot,
         default_timeout: float | None = None,
         max_payload: int = MAX_PAYLOAD,
+        budget: float = 0.05,
     ) -> None:
         self.registry = registry
         self.worker = worker
         self.slot = slot
         self.default_timeout = default_timeout
         self.max_payload = max_payload
+        self.budget = budget
+        """Seconds of work a batch is meant to hold (`WorkerSettings.batch_seconds`)."""
+        self.pace: dict[str, float] = {}
+        """Task name -> seconds per task, as this child measured it."""
         self.stop = False
         """Set from the child's SIGTERM handler: finish the running task, start no other."""
 
@@ -92,6 +97,8 @@ class Executor:
             self.slot.finish()
             if collecting:
                 gc.enable()
+        for name, (spent, count) in timing.items():
+            self.pace[name] = spent / count
         out.pace = {name: spent / count * 1e6 for name, (spent, count) in timing.items() if count}
         return out
 
@@ -110,6 +117,9 @@ class Executor:
             out.failed += rejected.answered
             out.dead.append(rejected.letter)
             return position + tasks_in(raw)
+        if position and self._unknown(unit):
+            out.stopped_at = position  # commit what ran before starting what may be slow
+            return position
         answers = Answers(unit.task, unit.producer, self.worker)
         task = self.registry.get(unit.task)
         if task is None:
@@ -130,6 +140,14 @@ class Executor:
             out.ok += answers.ok
             out.failed += answers.failed
         return position
+
+    def _unknown(self, unit: Unit) -> bool:
+        """A chunk this child has not timed yet, or expects to take longer than a batch
+        should: the answers of the tasks run before it in the batch are written first (the
+        batch stops here, the rest goes back to the head of the queue), so they do not wait
+        behind it."""
+        pace = self.pace.get(unit.task)
+        return pace is None or pace * unit.count > self.budget
 
     def _run_run(
         self, unit: Unit, task: Task, position: int, limit: int, answers: Answers, out: Outcome

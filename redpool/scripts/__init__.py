@@ -19,7 +19,7 @@ MAX_BATCH = 5000
 """Most elements one call moves (a push script's unpack() fails somewhere under 8,000 values;
 a batch of that many elements is more than any batch needs)."""
 
-_NAMES = ("push", "promote", "heartbeat", "forget", "lease", "snapshot")
+_NAMES = ("push", "take", "promote", "heartbeat", "forget", "lease", "snapshot", "holder")
 
 
 def source(name: str) -> str:
@@ -31,11 +31,13 @@ class Scripts:
     """One registered ``Script`` per Lua file, bound to a client."""
 
     push: Script
+    take: Script
     promote: Script
     heartbeat: Script
     forget: Script
     lease: Script
     snapshot: Script
+    holder: Script
 
     @classmethod
     def register(cls, client: redis.Redis) -> Scripts:
