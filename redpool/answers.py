@@ -279,18 +279,26 @@ class ResultEnvelope:
         return self.body.get("ok") is True
 
 
-@dataclass
 class Answered:
     """An element of the results list, read by the sink: one line per task's answer, and the
-    counts the sink keeps."""
+    counts the sink keeps. (A plain class: the sink makes one per element, and for single
+    results that is once per task.)"""
 
-    lines: list[bytes]
-    ok: int
-    failed: int
-    producer: str | None
-    """Who submitted these tasks; None for strays pushed by hand."""
-    ids: list[str | None] | None = None
-    """Their ids, where they were read anyway (a single result); else read when asked."""
+    __slots__ = ("failed", "ids", "lines", "ok", "producer")
+
+    def __init__(
+        self,
+        lines: list[bytes],
+        ok: int,
+        failed: int,
+        producer: str | None,
+        ids: list[str | None] | None = None,
+    ) -> None:
+        self.lines, self.ok, self.failed = lines, ok, failed
+        self.producer = producer
+        """Who submitted these tasks; None for strays pushed by hand."""
+        self.ids = ids
+        """Their ids, where they were read anyway (a single result); else read when asked."""
 
     def results(self) -> Iterator[ResultEnvelope]:
         for index, line in enumerate(self.lines):
@@ -319,29 +327,22 @@ def parse_results(raw: bytes) -> Answered:
             )
         except (ValueError, KeyError, TypeError):
             pass
-    single = parse_result(raw)
-    return Answered([raw], int(single.ok), int(not single.ok), single.producer, [single.id])
+    task_id, ok, producer = parse_result(raw)
+    return Answered([raw], int(ok), int(not ok), producer, [task_id])
 
 
-@dataclass(frozen=True)
-class Single:
-    id: str | None
-    ok: bool
-    producer: str | None
-
-
-def parse_result(raw: bytes) -> Single:
-    """A single result's id, outcome and producer; lenient, as the sink must pass on
-    whatever is in the results list. Plain orjson is exact enough here: only these three
-    fields are read (a big integer inside the value, which it would round, is not)."""
+def parse_result(raw: bytes) -> tuple[str | None, bool, str | None]:
+    """A single result's (id, outcome, producer); lenient, as the sink must pass on whatever
+    is in the results list. Plain orjson is exact enough here: only these three fields are
+    read (a big integer inside the value, which it would round, is not)."""
     try:
         body = orjson.loads(raw)
     except codec.JSONDecodeError:
-        return Single(None, False, None)
+        return None, False, None
     if not isinstance(body, dict):
-        return Single(None, False, None)
+        return None, False, None
     task_id, producer = body.get("id"), body.get("producer")
-    return Single(
+    return (
         task_id if isinstance(task_id, str) else None,
         body.get("ok") is True,
         producer if isinstance(producer, str) else None,

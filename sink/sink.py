@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from redpool.answers import ResultEnvelope, parse_results
+from redpool.answers import ResultEnvelope, parse_result, parse_results
 from redpool.errors import SinkLeaseLost
 from redpool.keys import DEFAULT_PIPELINE, instance_id
 from redpool.pipeline import MAX_BATCH, Pipeline, RedisTarget
@@ -134,8 +134,16 @@ class Sink:
         held = taken.held
         if not held:
             return 0
-        counted = handled = 0
+        handled = counted = 0
         for raw in held:
+            if not raw.startswith(b'{"n":'):  # a single result, the common case of chunksize 1
+                task_id, good, producer = parse_result(raw)
+                self.handler(ResultEnvelope(raw, producer, task_id))
+                self.summary.ok += good
+                self.summary.failed += not good
+                counted += producer is not None
+                handled += 1
+                continue
             answered = parse_results(raw)
             for result in answered.results():
                 self.handler(result)
