@@ -10,14 +10,19 @@ from redpool.errors import ConfigError
 
 
 class JsonLines:
-    """A handler that appends each result's JSON as one line; ``flush`` before each ack."""
+    """A handler that appends each result's JSON as one line; ``flush`` before each ack.
+
+    The sink hands it a chunk's answers all at once (`write_lines`): one write of all the
+    lines, and a line is never written in two pieces."""
 
     def __init__(self, stream: BinaryIO) -> None:
         self.stream = stream
 
     def __call__(self, result: ResultEnvelope) -> None:
-        self.stream.write(result.raw)
-        self.stream.write(b"\n")
+        self.stream.write(result.raw + b"\n")
+
+    def write_lines(self, lines: list[bytes]) -> None:
+        self.stream.write(b"\n".join(lines) + b"\n")
 
     def flush(self) -> None:
         self.stream.flush()

@@ -71,6 +71,8 @@ class Sink:
         self.settings = settings or SinkSettings()
         self.pipe = Pipeline.connect(redis, pipeline, log=log)
         self.handler = handler or (lambda _result: None)
+        self._lines: Callable[[list[bytes]], None] | None = getattr(handler, "write_lines", None)
+        """A handler that takes a chunk's lines at once (JSON Lines output) is given them so."""
         self.flush = flush
         self.summary = Summary()
         self.stopping = False
@@ -145,11 +147,15 @@ class Sink:
                 handled += 1
                 continue
             answered = parse_results(raw)
-            for result in answered.results():
-                self.handler(result)
-                handled += 1
-                if handled % 1024 == 0:  # a slow handler must not outlive the lease
-                    self._renew_lease()
+            if self._lines is not None:
+                self._lines(answered.lines)
+                handled += len(answered.lines)
+            else:
+                for result in answered.results():
+                    self.handler(result)
+                    handled += 1
+                    if handled % 1024 == 0:  # a slow handler must not outlive the lease
+                        self._renew_lease()
             self.summary.ok += answered.ok
             self.summary.failed += answered.failed
             if answered.producer is not None:
