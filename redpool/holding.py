@@ -103,7 +103,7 @@ def settle(
     marker = keys.held(holding)
 
     def attempt(pipe: Transaction) -> int:
-        state, length = fence(keys=[holding, marker], client=pipe)  # one round trip, not two
+        state, length = _look(client, pipe, fence, holding, marker)  # one round trip, not two
         if state != taken.token or length != count:
             pipe.multi()
             return 2 if state == DONE + taken.token else 0
@@ -123,6 +123,18 @@ def settle(
             value_from_callable=True,
         ),
     )
+
+
+def _look(
+    client: redis.Redis, pipe: Transaction, fence: Script, holding: str, marker: str
+) -> list[bytes | int | None]:
+    """holder.lua on the watched connection, by EVALSHA alone: redis-py's Script would have
+    the transaction ask SCRIPT EXISTS before its EXEC, one more round trip per settle."""
+    try:
+        return cast(list[bytes | int | None], pipe.evalsha(fence.sha, 2, holding, marker))
+    except redis.exceptions.NoScriptError:  # Redis restarted (or flushed its scripts)
+        client.script_load(fence.script)
+        return cast(list[bytes | int | None], pipe.evalsha(fence.sha, 2, holding, marker))
 
 
 def now_ms(pipe: Transaction) -> int:
