@@ -312,20 +312,26 @@ def parse_results(raw: bytes) -> Answered:
     Lenient on purpose: what is not ours is passed on as it is, as one line."""
     if raw.startswith(b'{"n":'):
         head, _, rest = raw.partition(b"\n")
-        lines = rest.split(b"\n")[:-1]
         try:
             body = codec.loads(head + b"]}")
-            if body["n"] != len(lines):
-                raise ValueError
             producer = body.get("producer")
             tail = shared(body.get("task", ""), body.get("worker", ""), producer).encode()
+            # Each answer ends "}" and, but for the last, ",\n"; no value holds a raw
+            # newline (JSON escapes it), so one replace gives every line its tail at once.
+            lines = (
+                (rest[:-4].replace(b"},\n", tail + b"\n") + tail).split(b"\n")
+                if rest.endswith(b"}\n]}")
+                else []
+            )
+            if body["n"] != len(lines) or (not lines and rest != b"]}"):
+                raise ValueError
             return Answered(
-                [line.removesuffix(b",")[:-1] + tail for line in lines],
+                lines,
                 int(body["ok"]),
                 int(body["failed"]),
                 producer if isinstance(producer, str) else None,
             )
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, AttributeError):
             pass
     task_id, ok, producer = parse_result(raw)
     return Answered([raw], int(ok), int(not ok), producer, [task_id])

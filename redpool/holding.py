@@ -10,11 +10,11 @@ as what it took. A reaper that gave the list back deleted the token, so a holder
 that finishes anyway writes nothing; a settle repeated after a lost reply finds the token
 marked done and says so.
 
-Settling is a native transaction (MULTI/EXEC under WATCH), not Lua, and a single element
-moves with a native LMOVE: a script copies every argument and element it touches into Lua,
-which for a chunk's answers of tens of KB costs Redis a few times what the same commands cost
-natively (the README has the figures). Many small elements move with one script call
-(take.lua), where the cost per command is what dominates.
+Settling is a native transaction (MULTI/EXEC under WATCH), not Lua, and a few elements move
+with native LMOVEs: a script copies every argument and element it touches into Lua, which for
+a chunk's answers of KBs costs Redis about three times what the same commands cost natively
+(the README has the figures). Many small elements move with one script call (take.lua), where
+the cost per command is what dominates.
 """
 
 from __future__ import annotations
@@ -43,6 +43,14 @@ class Taken:
     token: bytes
 
 
+NATIVE_MOVES = 16
+"""A take of up to this many elements moves them with native LMOVEs; more, with take.lua.
+
+Few elements per take means big ones (chunks: a holder sizes its takes by time, and a chunk
+is much work), which a script would copy into Lua and back; many means small ones (single
+tasks), where the cost per command dominates and one script call beats many commands."""
+
+
 def take(
     client: redis.Redis,
     keys: Keys,
@@ -52,32 +60,31 @@ def take(
     block: float | None,
     many: Script,
 ) -> Taken:
-    """Move up to ``count`` elements from ``source`` into ``holding``; with ``block`` (seconds)
-    and none to move, wait for one (BLMOVE) so an idle holder wakes at once.
+    """Move up to ``count`` elements from ``source`` into ``holding``, in one round trip; with
+    ``block`` (seconds) and none to move, wait for one (BLMOVE) so an idle holder wakes at once.
 
-    What the holding list already holds comes back instead, and nothing more is taken: a
-    take whose reply was lost to a dropped connection is repeated, and its elements are not
-    lost or left behind.
+    What the holding list already held comes back too: a take whose reply was lost to a
+    dropped connection is repeated, and its elements are not lost or left behind.
     """
     token = secrets.token_hex(8).encode()
     look = client.pipeline(transaction=False)
-    look.lrange(holding, 0, -1)
-    look.llen(source)
     look.set(keys.held(holding), token)  # first: whatever comes in below is under this token
-    before, available, _ = look.execute()
-    if before:  # taken before, the reply lost: the same elements again, under the new token
-        return Taken(cast(list[bytes], before), token)
-    moves = min(count, int(available))
-    if moves:
-        if moves == 1:  # a chunk, most likely: native, no copy into Lua
-            item = client.lmove(source, holding, "LEFT", "RIGHT")
-            held = [cast(bytes, item)] if item is not None else []
-        else:  # many small elements: one script (take.lua), not one command each
-            held = cast(list[bytes], many(keys=[source, holding], args=[moves]))
-        if held or block is None:
-            return Taken(held, token)
-    if block is None:
-        return Taken([], token)
+    look.lrange(holding, 0, -1)
+    if count > NATIVE_MOVES:
+        look.evalsha(many.sha, 2, source, holding, count)
+    else:
+        for _ in range(count):
+            look.lmove(source, holding, "LEFT", "RIGHT")
+    try:
+        replies = look.execute()
+    except redis.exceptions.NoScriptError:  # Redis restarted: load it, and take again
+        client.script_load(many.script)
+        return take(client, keys, source, holding, count, block, many)
+    before = cast(list[bytes], replies[1])
+    moved = replies[2] if count > NATIVE_MOVES else [item for item in replies[2:] if item is not None]
+    held = before + cast(list[bytes], moved)
+    if held or block is None:
+        return Taken(held, token)
     # execute_command: redis-py's blmove() is typed for whole seconds only
     item = client.execute_command(  # type: ignore[no-untyped-call]
         "BLMOVE", source, holding, "LEFT", "RIGHT", block

@@ -51,6 +51,10 @@ class Summary:
         return self.ok + self.failed
 
 
+FIRST_TAKE = 8
+"""Elements of the first take, before the sink knows how many answers an element holds."""
+
+
 class Sink:
     """Drains one pipeline's results. One sink per pipeline (it owns the ``sinking`` list).
 
@@ -79,8 +83,10 @@ class Sink:
         self.id = instance_id()
         self._renewed = 0.0
         self._submitted = self._drained = 0  # as last read from Redis, plus our own acks
-        self._per_element = 1
-        """Answers per element of the results list lately: a take is sized in answers."""
+        self._per_element = max(1, self.settings.batch_size // FIRST_TAKE)
+        """Answers per element of the results list lately: a take is sized in answers. Until
+        the first take, elements may be chunks (of thousands): take a few, not a batch of
+        them, which for a sink started on a long list would be hundreds of MB at once."""
 
     def run(self, follow: bool = False) -> Summary:
         """Drain until the stream is closed and every submitted task has its result.
@@ -151,11 +157,12 @@ class Sink:
                 self._lines(answered.lines)
                 handled += len(answered.lines)
             else:
-                for result in answered.results():
-                    self.handler(result)
-                    handled += 1
-                    if handled % 1024 == 0:  # a slow handler must not outlive the lease
-                        self._renew_lease()
+                handler, producer, lines = self.handler, answered.producer, answered.lines
+                for start in range(0, len(lines), 1024):
+                    for line in lines[start : start + 1024]:
+                        handler(ResultEnvelope(line, producer))
+                    self._renew_lease()  # a slow handler must not outlive the lease
+                handled += len(lines)
             self.summary.ok += answered.ok
             self.summary.failed += answered.failed
             if answered.producer is not None:
