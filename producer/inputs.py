@@ -24,7 +24,7 @@ def read_calls(lines: Iterable[bytes], on_bad: Callable[[int, str], None]) -> It
         if not text:
             continue
         try:
-            codec.loads(text)
+            codec.validate(text)
         except codec.JSONDecodeError as exc:
             on_bad(number, f"not JSON ({exc})")
             continue

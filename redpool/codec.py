@@ -132,6 +132,15 @@ def loads(raw: bytes | str) -> Any:
     return orjson.loads(data)
 
 
+def validate(raw: bytes) -> None:
+    """Raise ValueError unless ``raw`` is JSON in this dialect, without keeping the value.
+
+    Cheaper than `loads` for text that is passed on as it is (``redpool produce`` input):
+    orjson is exactly as strict (no NaN or Infinity, no lone surrogates), and a big integer
+    it reads as a float is still valid JSON, so no exact parse is needed."""
+    orjson.loads(raw)
+
+
 def _finite_float(text: str) -> float:
     value = float(text)
     if not math.isfinite(value):
