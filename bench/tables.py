@@ -64,6 +64,8 @@ def report(res: Results) -> None:
 def report_a(rows: list[Row], cli_startup: float) -> None:
     reference = find(rows, *REFERENCE)
     pool_rate = reference.rate if reference else 0.0
+    auto = find(rows, "redpool API", "auto")
+    auto_rate = auto.rate if auto else 0.0
     print(f"\n(a) no-op tasks, end to end (redpool: producer, {CORES} worker processes, sink)\n")
     table(
         [
@@ -73,6 +75,7 @@ def report_a(rows: list[Row], cli_startup: float) -> None:
             "runs",
             "tasks/s",
             "ratio to Pool(chunksize=100)",
+            "redpool API auto is x faster",
             "Redis CPU µs/task",
         ],
         [
@@ -83,6 +86,7 @@ def report_a(rows: list[Row], cli_startup: float) -> None:
                 str(r.runs),
                 f"{r.rate:,.0f}",
                 f"{r.rate / pool_rate:.3f}" if pool_rate else "-",
+                f"{auto_rate / r.rate:,.1f}" if auto_rate else "-",
                 f"{r.redis_us:.2f}" if r.redis_us is not None else "-",
             ]
             for r in rows
@@ -92,7 +96,7 @@ def report_a(rows: list[Row], cli_startup: float) -> None:
     for way in ("API", "CLI"):
         ratio = auto_to_best(rows, way)
         if ratio is not None:
-            print(f"auto within {ratio:.2f}x of the best fixed chunksize on no-op ({way})")
+            print(f"{way}: auto's rate over the best fixed chunksize's (100 or 1): {ratio:.2f}")
     print(
         "\nCLI rows: clock from starting `redpool produce --input` (the sink already waiting) "
         f"until `redpool sink --output` exited; includes the producer's start-up, "

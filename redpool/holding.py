@@ -81,7 +81,9 @@ def take(
         client.script_load(many.script)
         return take(client, keys, source, holding, count, block, many)
     before = cast(list[bytes], replies[1])
-    moved = replies[2] if count > NATIVE_MOVES else [item for item in replies[2:] if item is not None]
+    moved = (
+        replies[2] if count > NATIVE_MOVES else [item for item in replies[2:] if item is not None]
+    )
     held = before + cast(list[bytes], moved)
     if held or block is None:
         return Taken(held, token)
