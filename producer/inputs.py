@@ -10,7 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 
 from redpool import codec
+from redpool.envelope import MAX_PAYLOAD
 from redpool.producer.producer import JsonCall
+
+MAX_LINE = MAX_PAYLOAD - 4096
+"""Longest input line: with its envelope, a task must stay under the workers' limit."""
 
 
 def read_calls(lines: Iterable[bytes], on_bad: Callable[[int, str], None]) -> Iterator[JsonCall]:
@@ -22,6 +26,9 @@ def read_calls(lines: Iterable[bytes], on_bad: Callable[[int, str], None]) -> It
     for number, line in enumerate(lines, start=1):
         text = line.strip()
         if not text:
+            continue
+        if len(text) > MAX_LINE:
+            on_bad(number, f"{len(text):,} bytes; a task's arguments may take {MAX_LINE:,}")
             continue
         try:
             codec.validate(text)

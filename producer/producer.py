@@ -19,6 +19,7 @@ from redpool import codec
 from redpool.codec import NotJSON
 from redpool.envelope import (
     MAX_CHUNK,
+    MAX_PAYLOAD,
     encode_listed,
     encode_listed_json,
     encode_run,
@@ -47,6 +48,9 @@ FIRST_CHUNK = 8
 """``auto``: tasks per chunk while no worker has timed the task yet."""
 MAX_AUTO_CHUNK = 2500
 """``auto``: past this, bigger chunks save nothing measurable and delay the first answers."""
+CHUNK_BYTES = 1 << 20
+"""Most bytes of a chunk (of more than one task), whatever its count: big tasks make small
+chunks."""
 
 
 @dataclass(frozen=True)
@@ -103,7 +107,9 @@ class Producer:
         """Push one task now, as a single task; returns its id."""
         name = _name(task)
         task_id = self._next_id()
-        self._push(name, [encode_task(task_id, name, args, kwargs, self.id)], 1)
+        element = encode_task(task_id, name, args, kwargs, self.id)
+        _check_size(element, 1, self.submitted)
+        self._push(name, [element], 1)
         return task_id
 
     def map(
@@ -214,16 +220,25 @@ class Producer:
         size, first = self.chunksize(name, asked), self.submitted + 1
         self.submitted += len(calls)
         numbered = list(enumerate(calls, first))
+        make: Callable[[int, int], bytes]
         if size == 1:
             elements = [shapes.single(n, a, k) for n, (a, k) in numbered]
-        elif any(kwargs for _, kwargs in calls):
-            items = [shapes.item(n, a, k) for n, (a, k) in numbered]
-            elements = [shapes.listed(items[at : at + size]) for at in range(0, len(items), size)]
+            for at, element in enumerate(elements):
+                _check_size(element, 1, first + at)
         else:
-            elements = [
-                shapes.run(first + at, [a for a, _ in calls[at : at + size]])
-                for at in range(0, len(calls), size)
-            ]
+            if any(kwargs for _, kwargs in calls):
+                items = [shapes.item(n, a, k) for n, (a, k) in numbered]
+
+                def make(lo: int, hi: int) -> bytes:
+                    return shapes.listed(items[lo:hi])
+            else:
+
+                def make(lo: int, hi: int) -> bytes:
+                    return shapes.run(first + lo, [a for a, _ in calls[lo:hi]])
+
+            elements = []
+            for lo in range(0, len(calls), size):
+                elements += _fitted(make, lo, min(lo + size, len(calls)), first)
         self._push(name, elements, len(calls))
         return len(calls)
 
@@ -261,6 +276,28 @@ class _Shapes:
     item: Callable[[int, Any, Any], Any]
     listed: Callable[[list[Any]], bytes]
     run: Callable[[int, list[Any]], bytes]
+
+
+def _fitted(make: Callable[[int, int], bytes], lo: int, hi: int, first: int) -> list[bytes]:
+    """The chunk of tasks ``lo``..``hi`` (of a batch whose first task is number ``first``),
+    halved until each element is at most `CHUNK_BYTES`: a chunk of big tasks stays an
+    element every worker takes (a worker refuses one over its payload limit)."""
+    element = make(lo, hi)
+    if len(element) <= CHUNK_BYTES or hi - lo == 1:
+        _check_size(element, hi - lo, first + lo)
+        return [element]
+    middle = (lo + hi) // 2
+    return _fitted(make, lo, middle, first) + _fitted(make, middle, hi, first)
+
+
+def _check_size(element: bytes, tasks: int, number: int) -> None:
+    """A task no worker would take (over `MAX_PAYLOAD`) is refused here, with its number,
+    instead of being dead-lettered where nobody can answer it."""
+    if tasks == 1 and len(element) > MAX_PAYLOAD:
+        raise PayloadError(
+            b"",
+            f"task number {number} is {len(element):,} bytes as JSON; the limit is {MAX_PAYLOAD:,}",
+        )
 
 
 def _name(task: Task | str) -> str:

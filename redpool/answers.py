@@ -40,6 +40,9 @@ from redpool.envelope import (
 
 _FRACTION = [f"{i:03d}" for i in range(1000)]
 """Milliseconds written from whole microseconds: a table lookup, not a float format."""
+_BIG = 10**18
+"""Integers below this are written with an f-string; bigger ones through the codec, which
+refuses those past Python's digit limit (as not JSON) rather than raise ValueError."""
 _PLAIN = re.compile(r"[A-Za-z0-9_.:\-]*")
 """Ids made of these need no escaping in JSON, so a run's ids are written as they are."""
 
@@ -62,8 +65,8 @@ def _ms(ms: float) -> str:
 def _json(value: Any) -> str:
     """``value`` as JSON text; raises NotJSON (NaN, sets, ...)."""
     kind = type(value)
-    if kind is int:
-        return f"{value}"  # exact for any size, as JSON writes it
+    if kind is int and -_BIG < value < _BIG:
+        return f"{value}"  # as JSON writes it; bigger ones through the codec (digit limit)
     if value is None:
         return "null"
     if kind is bool:
@@ -334,7 +337,19 @@ def parse_results(raw: bytes) -> Answered:
         except (ValueError, KeyError, TypeError, AttributeError):
             pass
     task_id, ok, producer = parse_result(raw)
-    return Answered([raw], int(ok), int(not ok), producer, [task_id])
+    return Answered([one_line(raw)], int(ok), int(not ok), producer, [task_id])
+
+
+def one_line(raw: bytes) -> bytes:
+    """An element that is not ours as one line of the sink's output: as it is unless it
+    spans lines (a stray pushed by hand), then JSON written again on one line, or (not
+    JSON) the text as a JSON string, so the output stays one JSON value per line."""
+    if b"\n" not in raw:
+        return raw
+    try:
+        return codec.dumps(codec.loads(raw))
+    except (codec.JSONDecodeError, codec.NotJSON):
+        return codec.dumps(raw.decode("utf-8", "replace"))
 
 
 def parse_result(raw: bytes) -> tuple[str | None, bool, str | None]:

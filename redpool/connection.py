@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import redis
-from redis.backoff import ExponentialWithJitterBackoff
+from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from redpool.errors import Aborted, ConfigError, RedisRefused, RedisUnavailable
@@ -34,8 +34,10 @@ def new_client(settings: RedisSettings) -> redis.Redis:
             settings.url,
             socket_timeout=settings.socket_timeout,
             socket_connect_timeout=min(settings.socket_timeout, 5.0),
-            retry=Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.5), 2),
-            retry_on_error=[redis.ConnectionError, redis.TimeoutError],
+            # No retries inside redis-py: it would send the one command again (a BLMOVE that
+            # ran but whose reply was lost would move a second element). `Outage` repeats
+            # whole operations instead, each of them safe to repeat.
+            retry=Retry(NoBackoff(), 0),
         )
     except ValueError as exc:
         raise ConfigError(f"bad Redis URL {safe_url(settings.url)!r}: {exc}") from None
@@ -98,12 +100,16 @@ class Outage:
     def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         started: float | None = None
         delay = 0.05
+        failed = False
         while True:
             try:
                 value = fn(*args, **kwargs)
             except TRANSIENT as exc:
                 if self.abort():
                     raise Aborted(f"Redis unavailable ({exc})") from None
+                if not failed:  # once, at once and quietly: a connection Redis closed idle
+                    failed = True
+                    continue
                 if started is None:
                     started = time.monotonic()
                     self.log.warning("Redis unavailable (%s); retrying until it is back", exc)

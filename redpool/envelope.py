@@ -166,13 +166,24 @@ def parse_unit(raw: bytes, max_size: int = MAX_PAYLOAD) -> Unit:
     person can act on when the element as a whole is unusable."""
     body = _object(raw, max_size)
     if "args" in body and "first" in body:
-        return _run(raw, body)
-    if "items" not in body:
+        unit = _run(raw, body)
+    elif "items" not in body:
         env = _task(raw, body)
         item = [env.id, env.args, env.kwargs, env.attempts]
-        return Unit(env.task, env.producer, True, raw, body, items=[item])
-    name, producer, items = _chunk_fields(raw, body, "items")
-    return Unit(name, producer, False, raw, body, items=items)
+        unit = Unit(env.task, env.producer, True, raw, body, items=[item])
+    else:
+        name, producer, items = _chunk_fields(raw, body, "items")
+        unit = Unit(name, producer, False, raw, body, items=items)
+    if tasks_in(raw) != unit.count:
+        # Redis, the supervisor and the sink count an element's tasks by this prefix alone
+        raise PayloadError(
+            raw,
+            f'a chunk must begin {{"n":{unit.count}, exactly so (its number of tasks, no '
+            "spaces): what Redis counts it by"
+            if not unit.single
+            else 'a single task must not begin {"n":',
+        )
+    return unit
 
 
 def _run(raw: bytes, body: dict[str, Any]) -> Unit:
@@ -285,7 +296,7 @@ def ids_of(raw: bytes) -> tuple[list[str], str | None, str | None]:
     as a whole, where they can be read: a submitted task in a broken element still gets an
     error answer under its id, so the run completes instead of waiting for it for ever."""
     try:
-        body = codec.loads(raw) if len(raw) <= MAX_PAYLOAD else None
+        body = codec.loads(raw) if len(raw) <= MAX_PAYLOAD else _run_head(raw)
     except codec.JSONDecodeError:
         return [], None, None
     if not isinstance(body, dict):
@@ -309,6 +320,16 @@ def ids_of(raw: bytes) -> tuple[list[str], str | None, str | None]:
         count = len(args) if isinstance(args, list) else n if type(n) is int else 0
         return [f"{producer}-{first + i}" for i in range(min(count, MAX_CHUNK))], name, producer
     return [], name, producer
+
+
+def _run_head(raw: bytes) -> dict[str, Any] | None:
+    """The fields of a run too big to parse, read from its head (a producer writes ``n``,
+    ``task``, ``producer`` and ``first`` before ``args``): enough to answer its tasks."""
+    head, found, _ = raw[:4096].partition(b',"args":[')
+    if not found:
+        return None
+    body = codec.loads(head + b"}")
+    return body if isinstance(body, dict) else None
 
 
 def with_attempts(raw: bytes, attempts: int) -> bytes:
@@ -338,7 +359,8 @@ def split_at(held: list[bytes], position: int) -> tuple[list[bytes], list[bytes]
     the tasks before it, and the elements with the tasks from it on. A chunk cut in two
     becomes two chunks; the same input always gives the same bytes, so the supervisor that
     hands the rest back and the child that commits the first part agree on both. Raises
-    NotJSON when the chunk to cut cannot be written again."""
+    NotJSON when the chunk to cut cannot be written again, PayloadError when it is not a
+    chunk that parses (the executor refused it as a whole: it is never cut)."""
     kept: list[bytes] = []
     for index, raw in enumerate(held):
         count = tasks_in(raw)
@@ -348,15 +370,17 @@ def split_at(held: list[bytes], position: int) -> tuple[list[bytes], list[bytes]
             continue
         if position == 0:
             return kept, held[index:]
-        body = codec.loads(raw)
-        head, tail = _halves(body, position)
+        head, tail = _halves(parse_unit(raw, len(raw)), position)
         return [*kept, head], [tail, *held[index + 1 :]]
     return kept, []
 
 
-def _halves(body: dict[str, Any], position: int) -> tuple[bytes, bytes]:
-    if "items" in body:
-        items = body["items"]
+def _halves(unit: Unit, position: int) -> tuple[bytes, bytes]:
+    body = unit.body
+    if unit.single:  # counted as one task: never cut inside
+        raise PayloadError(unit.raw, "a single task cannot be cut")
+    if unit.args is None:
+        items = unit.items or []
         fields = {k: v for k, v in body.items() if k not in ("n", "items")}
         return (
             codec.dumps({"n": position, **fields, "items": items[:position]}),

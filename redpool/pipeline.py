@@ -187,14 +187,18 @@ class Pipeline:
         """Hand the tasks of ``holding`` from ``position`` on (counted in tasks) back to the
         head of the queue, for other processes, while its holder runs a slow task. Under
         WATCH: if the holder's list changed meanwhile (a reaper took it), nothing moves and
-        None is returned; else the list the holder now holds, which its commit is fenced on."""
+        None is returned; else the list the holder now holds, which its commit is fenced on.
+        Repeated after a lost reply, it finds the list cut already and says so (the same
+        list), so the child never commits the rest a second time."""
 
         def move(pipe: Transaction) -> list[bytes] | None:
             held = cast(list[bytes], pipe.lrange(holding, 0, -1))
             kept, back = split_at(held, position)
             pipe.multi()
-            if not held or not back or not kept:
+            if not held or not kept:
                 return None  # an empty transaction: nothing to cut
+            if not back:  # cut already: this is a retry whose first EXEC went through
+                return kept
             pipe.delete(holding)
             pipe.rpush(holding, *kept)
             pipe.lpush(self.keys.tasks, *reversed(back))
@@ -318,9 +322,11 @@ class Pipeline:
             ),
         )
 
-    def ack(self, taken: holding_list.Taken, counted: int) -> bool:
+    def ack(self, taken: holding_list.Taken, counted: int) -> int:
         """The sink wrote what it took: forget it, and count ``counted`` answers to tasks a
-        producer submitted as drained. False when it had been acknowledged already."""
+        producer submitted as drained. As `commit`: 1 when acknowledged now, 2 when a try
+        whose reply was lost had done it, 0 when what it took was taken back meanwhile (it
+        goes out again)."""
 
         def write(pipe: Transaction) -> None:
             if counted:
@@ -336,7 +342,7 @@ class Pipeline:
             write,
             self._scripts.holder,
         )
-        return bool(settled == 1)
+        return int(settled)
 
     # -- status and dead letters -------------------------------------------------------------
 

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from redpool.answers import ResultEnvelope, parse_result, parse_results
+from redpool.answers import ResultEnvelope, one_line, parse_result, parse_results
 from redpool.errors import SinkLeaseLost
 from redpool.keys import DEFAULT_PIPELINE, instance_id
 from redpool.pipeline import MAX_BATCH, Pipeline, RedisTarget
@@ -146,7 +146,7 @@ class Sink:
         for raw in held:
             if not raw.startswith(b'{"n":'):  # a single result, the common case of chunksize 1
                 task_id, good, producer = parse_result(raw)
-                self.handler(ResultEnvelope(raw, producer, task_id))
+                self.handler(ResultEnvelope(one_line(raw), producer, task_id))
                 self.summary.ok += good
                 self.summary.failed += not good
                 counted += producer is not None
@@ -170,7 +170,12 @@ class Sink:
         self._per_element = max(1, handled // len(held))  # elements are chunks, or not
         if self.flush is not None:
             self.flush()  # written before acknowledged: a crash re-delivers, never drops
-        self.pipe.ack(taken, counted)
+        if not self.pipe.ack(taken, counted):
+            log.warning(
+                "%d result element(s) were taken back from this sink before it acknowledged "
+                "them (its lease lost?); they go out again",
+                len(held),
+            )
         self._drained += counted
         return len(held)
 

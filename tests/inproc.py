@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import redis
 
@@ -30,10 +31,10 @@ def child(
 
 
 def sink(
-    client: redis.Redis, pipeline: str, handler: Handler | None = None, **settings: int
+    client: redis.Redis, pipeline: str, handler: Handler | None = None, **settings: Any
 ) -> Sink:
     """A sink that blocks only briefly when idle, for tests that drive it in this process."""
-    options = SinkSettings(block_seconds=0.01, **settings)
+    options = SinkSettings(**{"block_seconds": 0.01, **settings})
     return Sink(client, pipeline, handler, settings=options)
 
 

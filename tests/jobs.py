@@ -84,3 +84,9 @@ def gate(x: object, path: str) -> object:
 def whoami(x: object) -> int:
     """The pid of the process that ran it."""
     return os.getpid()
+
+
+@task
+def power_of_ten(n: int) -> int:
+    """10**n: past 4,300 digits Python will not write it as text."""
+    return int(10**n)

@@ -112,6 +112,8 @@ class Executor:
         try:
             unit = parse_unit(raw, self.max_payload)
         except PayloadError as exc:
+            if not self._reach(position, out):
+                return position
             rejected = rejection(raw, exc.reason, self.worker)
             out.results.extend(rejected.results)
             out.failed += rejected.answered
@@ -125,8 +127,10 @@ class Executor:
         if task is None:
             reason = f"unknown task {unit.task!r} (not registered with this worker)"
             for item in unit.listed():
+                if not self._reach(position, out):
+                    break
                 self._reject(unit, item, reason, answers, out)
-            position += unit.count
+                position += 1
         else:
             returned = answers.ok
             run = self._run_run if unit.args is not None else self._run_listed
@@ -140,6 +144,15 @@ class Executor:
             out.ok += answers.ok
             out.failed += answers.failed
         return position
+
+    def _reach(self, position: int, out: Outcome) -> bool:
+        """Task ``position`` is refused without running (garbage, an unknown task): like a
+        start, published before the cut is read, so a task the supervisor hands back is not
+        also answered here. False (and the outcome stops there) when it was handed back."""
+        if self.slot.start(position, monotonic(), None) > position:
+            return True
+        out.stopped_at = position
+        return False
 
     def _unknown(self, unit: Unit) -> bool:
         """A chunk this child has not timed yet, or expects to take longer than a batch
@@ -175,11 +188,6 @@ class Executor:
             if (position >= limit or self.stop) and (position == start or _splits(unit)):
                 out.stopped_at = position
                 break
-            if type(args) is not list:
-                item = [f"{unit.producer}-{first + index}", args]
-                self._reject(unit, item, "a task's args must be a JSON array", answers, out)
-                position += 1
-                continue
             # what Slot.start does: position, start and deadline out, then the cut in
             mem[at_position] = position
             mem[at_started] = began
@@ -187,6 +195,11 @@ class Executor:
             if mem[at_cut] <= position:
                 out.stopped_at = position  # the rest was handed to other processes
                 break
+            if type(args) is not list:
+                item = [f"{unit.producer}-{first + index}", args]
+                self._reject(unit, item, "a task's args must be a JSON array", answers, out)
+                position += 1
+                continue
             out.started += 1
             try:
                 value = fn(*args)
@@ -217,17 +230,17 @@ class Executor:
             if (position >= limit or self.stop) and (position == start or _splits(unit)):
                 out.stopped_at = position
                 break
+            timeout = task.timeout or self.default_timeout
+            began = monotonic()
+            if self.slot.start(position, began, timeout) <= position:
+                out.stopped_at = position  # the rest was handed to other processes
+                break
             try:
                 _, args, kwargs, attempts = read_item(item)
             except ItemError as exc:
                 self._reject(unit, item, exc.reason, answers, out)
                 position += 1
                 continue
-            timeout = task.timeout or self.default_timeout
-            began = monotonic()
-            if self.slot.start(position, began, timeout) <= position:
-                out.stopped_at = position  # the rest was handed to other processes
-                break
             out.started += 1
             try:
                 value = task.fn(*args, **kwargs)
