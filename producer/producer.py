@@ -9,11 +9,11 @@ in batches (many elements in one push). With ``chunksize="auto"`` a chunk holds 
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from itertools import islice
-from typing import Any, Literal
+from typing import Any, Final, Literal, TypeVar
 
 from redpool import codec
 from redpool.codec import NotJSON
@@ -27,7 +27,7 @@ from redpool.envelope import (
     encode_task,
     encode_task_json,
 )
-from redpool.errors import PayloadError, StreamClosed
+from redpool.errors import PayloadError, RedpoolError, StreamClosed
 from redpool.keys import DEFAULT_PIPELINE, instance_id
 from redpool.pipeline import MAX_BATCH, Pipeline, RedisTarget
 from redpool.registry import Task
@@ -53,6 +53,18 @@ CHUNK_BYTES = 1 << 20
 chunks."""
 
 
+class Flush:
+    def __repr__(self) -> str:
+        return "FLUSH"
+
+
+FLUSH: Final = Flush()
+"""Yielded by an input in place of a task when it has nothing more for now (a quiet pipe):
+the tasks gathered so far go out at once instead of waiting for a full batch."""
+
+T = TypeVar("T")
+
+
 @dataclass(frozen=True)
 class ProducerSettings:
     max_backlog: int | None = None
@@ -63,9 +75,17 @@ class ProducerSettings:
     chunksize: Chunksize = "auto"
     """Tasks per element of the tasks list; 1 sends single tasks; ``auto`` sizes chunks to
     about `CHUNK_SECONDS` of work each."""
+    linger: float = 0.1
+    """Seconds a partial batch waits for more tasks before it goes out anyway, so a slow
+    stream's tasks start at once rather than when a batch fills."""
+    lease: float = 30.0
+    """Seconds without a heartbeat (sent every third of it) after which the producer is
+    presumed dead: its part of the stream is closed (abandoned) and its tasks complete."""
 
     def __post_init__(self) -> None:
         require_range("batch_size", self.batch_size, 1, MAX_BATCH)
+        require(0 <= self.linger <= 60, "linger", f"must be 0..60 s, not {self.linger:g}")
+        require(self.lease >= 3, "lease", f"must be at least 3 s, not {self.lease:g}")
         require(
             self.max_backlog is None or self.max_backlog >= 1,
             "max_backlog",
@@ -82,8 +102,10 @@ class ProducerSettings:
 class Producer:
     """Pushes tasks to one pipeline. Use as a context manager, or call ``close()``.
 
-    Joining happens here, at construction: from now on the stream stays open until this
-    producer closes, so a sink cannot finish while we are still about to submit.
+    Joining happens here, at construction: this producer joins the pipeline's current run
+    (or starts the next one), and from now on the stream stays open until it leaves: it
+    closes (all submitted), aborts (an error or a signal; the ``with`` block does this when
+    an exception leaves it), or its lease runs out (it died). A thread renews the lease.
     """
 
     def __init__(
@@ -101,7 +123,22 @@ class Producer:
         self._pace: dict[str, float] = {}
         self._batch = 0
         self._closed = False
-        self.pipe.join(self.id)
+        self.run, _ = self.pipe.join(self.id, self.settings.lease)
+        """The id of the run this producer is part of."""
+        self._left = threading.Event()
+        self._heart = threading.Thread(target=self._heartbeat, name="redpool-lease", daemon=True)
+        self._heart.start()
+
+    def _heartbeat(self) -> None:
+        """Renew the lease every third of it until the producer leaves; a renewal refused
+        (called abandoned after a stall) is logged, and the next push raises."""
+        while not self._left.wait(self.settings.lease / 3):
+            try:
+                if not self.pipe.renew(self.id, self.settings.lease):
+                    log.error("producer %s is no longer part of run %d", self.id, self.run)
+                    return
+            except RedpoolError as exc:  # Redis refused; the pushes will say so too
+                log.error("producer %s could not renew its lease: %s", self.id, exc)
 
     def submit(self, task: Task | str, /, *args: Any, **kwargs: Any) -> str:
         """Push one task now, as a single task; returns its id."""
@@ -130,35 +167,74 @@ class Producer:
         PayloadError, naming the task, for arguments JSON cannot hold; the batches before it
         were sent."""
         name = _name(task)
-        it = iter(calls)
         count = 0
-        while batch := list(islice(it, self._batch_tasks(name, chunksize))):
+        for batch in self._batches(calls, lambda: self._batch_tasks(name, chunksize)):
             count += self._send(name, batch, chunksize)
         return count
 
     def submit_json(
-        self, task: Task | str, calls: Iterable[JsonCall], chunksize: Chunksize | None = None
+        self,
+        task: Task | str,
+        calls: Iterable[JsonCall | Flush],
+        chunksize: Chunksize | None = None,
     ) -> int:
         """`submit_many` for arguments already written as JSON (checked by the caller): they
-        go into the chunks as they are, never parsed and written again."""
+        go into the chunks as they are, never parsed and written again. `FLUSH` among them
+        sends the tasks gathered so far at once."""
         name = _name(task)
-        it = iter(calls)
         count = 0
-        while batch := list(islice(it, self._batch_tasks(name, chunksize))):
+        for batch in self._batches(calls, lambda: self._batch_tasks(name, chunksize)):
             count += self._send_json(name, batch, chunksize)
         return count
 
+    def _batches(self, items: Iterable[T | Flush], size: Callable[[], int]) -> Iterator[list[T]]:
+        """``items`` in batches of ``size()``; a partial batch goes out when the input says
+        `FLUSH`, or when the next item comes `linger` seconds or more after its first."""
+        linger = self.settings.linger
+        batch: list[T] = []
+        limit, first = size(), 0.0
+        for item in items:
+            if isinstance(item, Flush):
+                if batch:
+                    yield batch
+                    batch, limit = [], size()
+                continue
+            if not batch:
+                first = time.monotonic()
+            batch.append(item)
+            if len(batch) >= limit or (linger and time.monotonic() - first >= linger):
+                yield batch
+                batch, limit = [], size()
+        if batch:
+            yield batch
+
     def close(self) -> None:
-        """End this producer's part of the stream (idempotent)."""
+        """End this producer's part of the stream: all it meant to submit is submitted
+        (idempotent)."""
+        self._leave(self.pipe.close, self.id)
+
+    def abort(self, why: str) -> None:
+        """End this producer's part of the stream short (an error, a signal): what it
+        submitted still runs, and the run ends incomplete (idempotent)."""
+        log.warning("producer %s aborted: %s", self.id, why)
+        self._leave(self.pipe.abort, self.id, why)
+
+    def _leave(self, how: Callable[..., bool], *args: str) -> None:
         if not self._closed:
-            self.pipe.close(self.id)
             self._closed = True
+            self._left.set()
+            how(*args)
 
     def __enter__(self) -> Producer:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, _tb: object
+    ) -> None:
+        if kind is None:
+            self.close()
+        else:
+            self.abort(_why(kind, exc))
 
     # -- chunks and batches ------------------------------------------------------------------
 
@@ -250,7 +326,8 @@ class Producer:
         if self._closed:
             raise StreamClosed(f"producer {self.id} is closed")
         self._batch += 1
-        backlog, pace = self.pipe.push(self.id, self._batch, elements, tasks, name)
+        lease = self.settings.lease
+        backlog, pace = self.pipe.push(self.id, self._batch, elements, tasks, name, lease)
         if pace is not None:
             self._pace[name] = pace
         self._wait_for_room(backlog, max(1, tasks // len(elements)))
@@ -298,6 +375,13 @@ def _check_size(element: bytes, tasks: int, number: int) -> None:
             b"",
             f"task number {number} is {len(element):,} bytes as JSON; the limit is {MAX_PAYLOAD:,}",
         )
+
+
+def _why(kind: type[BaseException], exc: BaseException | None) -> str:
+    """An exception as the reason a producer aborted."""
+    if issubclass(kind, KeyboardInterrupt):
+        return "interrupted"
+    return f"{kind.__name__}: {exc}" if str(exc) else kind.__name__
 
 
 def _name(task: Task | str) -> str:

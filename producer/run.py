@@ -10,7 +10,7 @@ from typing import BinaryIO
 
 from redpool.errors import ConfigError
 from redpool.pipeline import RedisTarget
-from redpool.producer.inputs import read_calls
+from redpool.producer.inputs import read_calls, read_lines
 from redpool.producer.producer import Producer, ProducerSettings
 
 log = logging.getLogger("redpool.producer")
@@ -32,7 +32,11 @@ def open_input(path: str) -> Iterator[BinaryIO]:
 def produce_file(
     redis: RedisTarget, pipeline: str, task: str, path: str, settings: ProducerSettings
 ) -> tuple[int, int]:
-    """Submit every good line, report each bad one by number; (submitted, bad lines)."""
+    """Submit every good line, report each bad one by number; (submitted, bad lines).
+
+    Anything that stops it early (an error, Ctrl-C, SIGTERM) aborts the producer's part of
+    the stream rather than closing it: what it submitted still runs, and the sink says the
+    run is incomplete."""
     bad = 0
 
     def on_bad(number: int, reason: str) -> None:
@@ -41,5 +45,6 @@ def produce_file(
         log.error("%s:%d: %s; line skipped", path if path != "-" else "<stdin>", number, reason)
 
     with open_input(path) as stream, Producer(redis, pipeline, settings) as producer:
-        count = producer.submit_json(task, read_calls(stream, on_bad))
+        lines = read_lines(stream, settings.linger)
+        count = producer.submit_json(task, read_calls(lines, on_bad))
     return count, bad

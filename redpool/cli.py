@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import signal
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,18 +16,23 @@ from typing import Any, ParamSpec, TypeVar
 
 import click
 
-from redpool.errors import ConfigError, RedisRefused, RedpoolError, SettingError
-from redpool.keys import DEFAULT_PIPELINE, check_pipeline_name
+from redpool.errors import ConfigError, RedpoolError, SettingError
+from redpool.keys import COMPLETE, DEFAULT_PIPELINE, check_pipeline_name
 from redpool.pipeline import Pipeline
 from redpool.producer import ProducerSettings
 from redpool.producer.producer import Chunksize
 from redpool.settings import DEFAULT_URL, RedisSettings
 from redpool.sink import SinkSettings
+from redpool.sink.sink import NO_RUN, STOPPED, Summary
 from redpool.workers.settings import WorkerSettings
 
 P = ParamSpec("P")
 R = TypeVar("R")
-EXIT_ERROR, EXIT_USAGE = 1, 2
+EXIT_ERROR, EXIT_USAGE, EXIT_INCOMPLETE = 1, 2, 3
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 @dataclass(frozen=True)
@@ -38,6 +44,8 @@ class Common:
     verbose: bool
     redis_given: bool
     """--redis was on the command line (not from $REDIS_URL or the default)."""
+    pipeline_given: bool
+    """--pipeline was on the command line (not the default)."""
 
 
 def common(fn: Callable[..., R]) -> Callable[..., R]:
@@ -45,12 +53,18 @@ def common(fn: Callable[..., R]) -> Callable[..., R]:
 
     @functools.wraps(fn)
     def wrapper(*, redis_url: str, pipeline: str, wait: float, verbose: bool, **rest: Any) -> R:
-        source = click.get_current_context().get_parameter_source("redis_url")
+        context = click.get_current_context()
+        given = {
+            name
+            for name in ("redis_url", "pipeline")
+            if context.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE
+        }
         options = Common(
             redis=RedisSettings(redis_url, wait=wait),
             pipeline=pipeline,
             verbose=verbose,
-            redis_given=source is click.core.ParameterSource.COMMANDLINE,
+            redis_given="redis_url" in given,
+            pipeline_given="pipeline" in given,
         )
         logging.basicConfig(
             format="redpool: %(message)s",
@@ -126,6 +140,14 @@ def _chunk(_ctx: click.Context, _param: click.Parameter, value: str) -> Chunksiz
         raise click.BadParameter(f"{value!r} is not a number or 'auto'") from None
 
 
+def _between_runs_option(fn: Callable[P, R]) -> Callable[P, R]:
+    return click.option(
+        "--exit-between-runs",
+        is_flag=True,
+        help="Started when no run is in progress: exit 0 at once instead of waiting for one.",
+    )(fn)
+
+
 def _chunksize_option(fn: Callable[P, R]) -> Callable[P, R]:
     return click.option(
         "--chunksize",
@@ -139,7 +161,17 @@ def _chunksize_option(fn: Callable[P, R]) -> Callable[P, R]:
 @cli.command()
 @common
 @_worker_options
-@click.option("--exit-when-done", is_flag=True, help="Exit 0 once the stream is closed and empty.")
+@click.option(
+    "--exit-when-done", is_flag=True, help="Exit 0 once the run's stream is closed and empty."
+)
+@_between_runs_option
+@click.option(
+    "--max-results",
+    type=click.IntRange(min=0),
+    default=WorkerSettings.max_results,
+    show_default=True,
+    help="Take no new tasks while more results than this wait for the sink (0: no bound).",
+)
 @click.option(
     "--lease",
     type=float,
@@ -165,6 +197,8 @@ def worker(
     tasks_module: str,
     processes: int | None,
     exit_when_done: bool,
+    exit_between_runs: bool,
+    max_results: int,
     lease: float,
     task_timeout: float,
     max_tasks_per_child: int | None,
@@ -176,6 +210,8 @@ def worker(
     settings = _worker_settings(
         processes,
         exit_when_done=exit_when_done,
+        wait_for_run=not exit_between_runs,
+        max_results=max_results or None,
         lease=lease,
         task_timeout=task_timeout or None,
         max_tasks_per_child=max_tasks_per_child,
@@ -204,17 +240,37 @@ def _worker_settings(processes: int | None, **options: Any) -> WorkerSettings:
     help="Block while the queue holds more tasks than this.",
 )
 @_chunksize_option
+@click.option(
+    "--linger",
+    type=float,
+    default=ProducerSettings.linger,
+    show_default=True,
+    help="Seconds a partial batch waits for more lines before it goes out.",
+)
+@click.option(
+    "--lease",
+    type=float,
+    default=ProducerSettings.lease,
+    show_default=True,
+    help="Seconds after which a silent producer is presumed dead (its part of the run ends).",
+)
 def produce(
     options: Common,
     task_name: str,
     input_path: str,
     max_backlog: int | None,
     chunksize: Chunksize,
+    linger: float,
+    lease: float,
 ) -> None:
-    """Submit one task per JSON line, then close the stream."""
+    """Submit one task per JSON line, then close the stream (on an error, Ctrl-C or SIGTERM:
+    abort it; what was submitted still runs)."""
     from redpool.producer.run import produce_file
 
-    settings = ProducerSettings(max_backlog=max_backlog, chunksize=chunksize)
+    settings = ProducerSettings(
+        max_backlog=max_backlog, chunksize=chunksize, linger=linger, lease=lease
+    )
+    signal.signal(signal.SIGTERM, _interrupt)  # a stop, like Ctrl-C: the producer aborts
     count, bad = produce_file(options.redis, options.pipeline, task_name, input_path, settings)
     click.echo(f"redpool: submitted {count} task(s) to pipeline {options.pipeline!r}", err=True)
     if bad:
@@ -224,25 +280,54 @@ def produce(
 @cli.command()
 @common
 @click.option("--output", default="-", show_default=True, help="File to append to, or -.")
-@click.option("--follow", is_flag=True, help="Keep draining an endless stream.")
-def sink(options: Common, output: str, follow: bool) -> None:
-    """Write one JSON line per result; exit once every submitted task has its result."""
+@click.option("--follow", is_flag=True, help="Keep draining, run after run.")
+@_between_runs_option
+@click.option("--fsync", is_flag=True, help="fsync the output file before each acknowledgement.")
+def sink(options: Common, output: str, follow: bool, exit_between_runs: bool, fsync: bool) -> None:
+    """Write one JSON line per result; exit once the run is done (exit 3 when it ended
+    incomplete or the sink was stopped first). With --follow, run after run until a signal
+    (then exit 0)."""
     from redpool.sink.run import sink_to
 
-    summary = sink_to(options.redis, options.pipeline, output, follow, SinkSettings())
-    click.echo(
-        f"redpool: {summary.total} result(s): {summary.ok} ok, {summary.failed} failed", err=True
+    settings = SinkSettings(wait_for_run=not exit_between_runs)
+    summary = sink_to(options.redis, options.pipeline, output, follow, settings, fsync)
+    click.echo(f"redpool: {describe(summary, follow)}", err=True)
+    if summary.outcome not in (COMPLETE, NO_RUN) and not (follow and summary.outcome == STOPPED):
+        sys.exit(EXIT_INCOMPLETE)
+
+
+def describe(summary: Summary, follow: bool = False) -> str:
+    """A sink's summary in one line, never mistakable for a complete run's."""
+    counts = f"{summary.total} result(s): {summary.ok} ok, {summary.failed} failed"
+    if follow and summary.outcome == STOPPED:  # the way a following sink ends
+        return f"stopped following: {counts}"
+    if summary.outcome == NO_RUN:
+        return "no run in progress; nothing to drain"
+    run = f"run {summary.run}" if summary.run is not None else "the run"
+    if summary.outcome == COMPLETE:
+        return f"{run} complete: {counts}"
+    if summary.outcome == STOPPED:
+        return f"stopped before {run} was done: {counts} so far"
+    why = "; ".join(
+        f"producer {p.id} {p.state}{': ' + p.reason if p.reason else ''}" for p in summary.short
     )
+    return f"{run} INCOMPLETE ({why or 'a producer did not close'}): {counts}"
 
 
 @cli.command()
 @common
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def status(options: Common, as_json: bool) -> None:
-    """Backlog, in flight, done, failed, dead, and the live workers."""
-    from redpool.report import print_status
+    """Every pipeline in one line each; with --pipeline, that one's backlog, in flight, done,
+    failed, dead, and its live workers."""
+    from redpool.catalog import Catalog
+    from redpool.report import print_pipelines, print_status
 
-    print_status(_pipeline(options), as_json)
+    catalog = Catalog.connect(options.redis)
+    if options.pipeline_given:
+        print_status(catalog.find(options.pipeline), as_json)
+    else:
+        print_pipelines(catalog.survey(), as_json)
 
 
 @cli.command()
@@ -328,8 +413,6 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except (click.exceptions.Abort, KeyboardInterrupt):
         _fail("interrupted", 130)
-    except RedisRefused as exc:  # e.g. a command a locked-down Redis refuses
-        _fail(f"Redis: {exc}", EXIT_ERROR)
     except RedpoolError as exc:
         _fail(str(exc), EXIT_ERROR)
     except click.ClickException as exc:

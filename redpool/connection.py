@@ -3,7 +3,8 @@
 Two different failures, two different answers: Redis unreachable when a role starts is a
 configuration problem (one line, non-zero exit after a bounded wait), while Redis going away
 once we were connected is an outage (retry with backoff, log one line, resume). Transient
-errors are handled here and in `Outage`; any other Redis error reaches the CLI, which prints
+errors are handled here and in `Outage`; any other Redis error becomes one of ours in
+`explain`, the one place that says what a Redis error means for the user, and the CLI prints
 it as one line.
 """
 
@@ -14,12 +15,13 @@ import random
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from redpool.errors import Aborted, ConfigError, RedisRefused, RedisUnavailable
+from redpool.errors import Aborted, ConfigError, RedisRefused, RedisUnavailable, RedpoolError
 from redpool.settings import RedisSettings
 
 TRANSIENT = (redis.ConnectionError, redis.TimeoutError)
@@ -52,10 +54,8 @@ def connect(settings: RedisSettings) -> redis.Redis:
         try:
             client.ping()
             return client
-        except redis.AuthenticationError as exc:
-            raise ConfigError(f"Redis at {safe_url(settings.url)} refused: {exc}") from None
-        except redis.ResponseError as exc:
-            raise ConfigError(f"Redis at {safe_url(settings.url)} answered: {exc}") from None
+        except (redis.AuthenticationError, redis.ResponseError) as exc:
+            raise explain(exc, address(client)) from None
         except TRANSIENT as exc:
             if time.monotonic() + delay > deadline:
                 raise RedisUnavailable(
@@ -79,6 +79,84 @@ def safe_url(url: str) -> str:
     return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
 
 
+def address(client: redis.Redis) -> str:
+    """Where ``client`` points, as a URL for messages: any user name and password is ``***``."""
+    kwargs = client.connection_pool.connection_kwargs
+    auth = "***@" if kwargs.get("username") or kwargs.get("password") else ""
+    db = kwargs.get("db", 0)
+    if "path" in kwargs:
+        return f"unix://{auth}{kwargs['path']}?db={db}"
+    tls = issubclass(client.connection_pool.connection_class, redis.SSLConnection)
+    netloc = _netloc(str(kwargs.get("host", "localhost")), int(kwargs.get("port", 6379)))
+    return f"{'rediss' if tls else 'redis'}://{auth}{netloc}/{db}"
+
+
+def _netloc(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def explain(exc: redis.RedisError, where: str, pipeline: str | None = None) -> RedpoolError:
+    """What Redis at ``where`` said, as one of our errors whose message says what to do.
+
+    The one place that reads redis-py's exceptions for what they mean to the user: a missing
+    or refused password, a Redis Cluster node that sends us to another node (MOVED, ASK,
+    TRYAGAIN) or says the cluster is down, a user the ACL does not allow a command. Anything else is
+    `RedisRefused` with what Redis answered."""
+    code = exc.status_code
+    if code == "NOAUTH":
+        return ConfigError(f"Redis at {where} needs a password: put it in the URL {_AUTH}")
+    if isinstance(exc, redis.AuthenticationError):
+        return ConfigError(
+            f"Redis at {where} refused the password in the URL ({exc}): check it {_AUTH}"
+        )
+    if isinstance(exc, redis.exceptions.AskError):  # MOVED is one too
+        return ConfigError(_elsewhere(exc, where, pipeline))
+    if code == "TRYAGAIN":  # some keys of the slot moved to another node, some not yet
+        return RedisRefused(
+            f"Redis at {where} is a Redis Cluster node, and {_whose(pipeline)} is moving its keys "
+            f"to another node ({exc}): try again once the move is done (cluster support is "
+            "planned)",
+            reply=str(exc),
+        )
+    if code == "CLUSTERDOWN":
+        return RedisRefused(
+            f"Redis at {where} is a Redis Cluster node, and it says the cluster is down "
+            f"({exc}): try again once every slot is served (cluster support is planned)",
+            reply=str(exc),
+        )
+    if isinstance(exc, redis.exceptions.NoPermissionError):
+        return ConfigError(
+            f"Redis at {where} does not allow the user in the URL what redpool needs ({exc}): "
+            "grant it with ACL SETUSER, or use another user"
+        )
+    return RedisRefused(f"Redis at {where} answered: {exc}", reply=str(exc))
+
+
+_AUTH = "(redis://:PASSWORD@host:port/0 or redis://USER:PASSWORD@...)"
+
+
+def _elsewhere(exc: redis.exceptions.AskError, where: str, pipeline: str | None) -> str:
+    """MOVED (the keys' slot lives on another node) or ASK (it is moving there right now)."""
+    node = _netloc(exc.host, exc.port)
+    parts = urlsplit(where)
+    scheme = parts.scheme if parts.scheme in ("redis", "rediss") else "redis"
+    there = f"{scheme}://{'***@' if '@' in parts.netloc else ''}{node}/0"
+    whose = _whose(pipeline)
+    if isinstance(exc, redis.exceptions.MovedError):
+        return (
+            f"Redis at {where} is a Redis Cluster node, and {whose} keeps its keys on node "
+            f"{node}: point --redis at {there} for now (cluster support is planned)"
+        )
+    return (
+        f"Redis at {where} is a Redis Cluster node, and {whose} is moving its keys to node "
+        f"{node}: once the move is done, point --redis at {there} (cluster support is planned)"
+    )
+
+
+def _whose(pipeline: str | None) -> str:
+    return f"pipeline {pipeline!r}" if pipeline else "the keys asked for"
+
+
 def never() -> bool:
     return False
 
@@ -89,13 +167,22 @@ class Outage:
     Every call we make is safe to repeat (the scripts are fenced or idempotent), which is
     what makes blind retrying correct here rather than a source of duplicates. ``abort`` is
     asked between tries: once it says yes (a second signal), the call raises `Aborted`.
-    Any other error from Redis becomes `RedisRefused`, so nothing above the contract needs
-    redis-py's exceptions.
+    Any other error from Redis becomes one of ours (`explain`: where is Redis, ``where``, and
+    which pipeline it is about), so nothing above the contract needs redis-py's exceptions.
     """
 
-    def __init__(self, log: logging.Logger, abort: Callable[[], bool] = never) -> None:
+    def __init__(
+        self,
+        log: logging.Logger,
+        abort: Callable[[], bool] = never,
+        *,
+        where: str = "?",
+        pipeline: str | None = None,
+    ) -> None:
         self.log = log
         self.abort = abort
+        self.where = where
+        self.pipeline = pipeline
 
     def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         started: float | None = None
@@ -117,7 +204,7 @@ class Outage:
                 delay = min(delay * 2, 2.0)
                 continue
             except redis.RedisError as exc:
-                raise RedisRefused(str(exc)) from None
+                raise explain(exc, self.where, self.pipeline) from None
             if started is not None:
                 self.log.info("Redis back after %.1f s", time.monotonic() - started)
             return value

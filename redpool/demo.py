@@ -17,12 +17,13 @@ import click
 
 from redpool.embedded import embedded_redis
 from redpool.errors import ConfigError, RedpoolError
+from redpool.pipeline import Pipeline
 from redpool.producer import ProducerSettings
 from redpool.producer.run import produce_file
 from redpool.registry import Registry
 from redpool.settings import RedisSettings
 from redpool.sink import Sink
-from redpool.sink.outputs import JsonLines, open_output
+from redpool.sink.outputs import JsonLines, JsonLinesFile, open_output
 from redpool.workers.settings import WorkerSettings
 from redpool.workers.supervisor import run_workers
 
@@ -44,6 +45,10 @@ def run_all(
     with ExitStack() as stack:
         if redis is None:
             redis = RedisSettings(stack.enter_context(embedded_redis()))
+        else:
+            # A wrong password, or a Redis Cluster node that does not serve this pipeline's
+            # slot, is one line here, before the pool forks (a read of the pipeline's slot).
+            Pipeline.connect(redis, pipeline).backlog()
         stream = open_output(output, append=False)
         if output != "-":
             stack.callback(stream.close)
@@ -57,7 +62,7 @@ def run_all(
             daemon=True,
         )
         feeder.start()
-        out = JsonLines(stream)
+        out = JsonLines(stream) if output == "-" else JsonLinesFile(stream, output)
         sink = Sink(redis, pipeline, out, flush=out.flush)
         threading.Thread(target=_watch, args=(pool, sink), daemon=True).start()
         summary = sink.run()
@@ -66,6 +71,8 @@ def run_all(
             raise ConfigError(f"producer failed: {produced['error']}")
         if pool.exitcode not in (None, 0):
             raise ConfigError(f"worker pool exited with code {pool.exitcode}")
+        if not summary.complete:
+            raise ConfigError(f"the run did not complete: {summary.outcome}")
         elapsed = time.perf_counter() - started
         click.echo(
             f"redpool: {summary.total} task(s) in {elapsed:.2f} s "
@@ -91,7 +98,11 @@ def _start_pool(
 def _serve(
     redis: RedisSettings, pipeline: str, settings: WorkerSettings, registry: Registry
 ) -> None:
-    sys.exit(run_workers(redis, pipeline, settings, registry))
+    try:
+        sys.exit(run_workers(redis, pipeline, settings, registry))
+    except RedpoolError as exc:  # one line, as the CLI would print it, not a trace
+        click.echo(f"redpool: error: {exc}", err=True)
+        sys.exit(1)
 
 
 def _feed(

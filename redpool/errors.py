@@ -32,7 +32,14 @@ class RedisUnavailable(RedpoolError):
 
 class RedisRefused(RedpoolError):
     """Redis answered with an error that a retry would get again (a command it refuses, a
-    script error): not an outage, so nothing waits for it to pass."""
+    script error): not an outage, so nothing waits for it to pass.
+
+    The message says where Redis is; ``reply`` is what it answered, for code that tells one
+    reply from another."""
+
+    def __init__(self, message: str, reply: str | None = None) -> None:
+        super().__init__(message)
+        self.reply = message if reply is None else reply
 
 
 class Aborted(RedpoolError):

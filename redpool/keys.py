@@ -18,6 +18,21 @@ from redpool.errors import SettingError
 
 DEFAULT_PIPELINE = "default"
 _NAME = re.compile(r"[A-Za-z0-9_.\-]{1,100}")
+_ROOT = "redpool:"
+
+EVERY_PIPELINE = _ROOT + "{*}:*"
+"""SCAN's MATCH pattern for the keys of every pipeline (braces are not special in Redis's
+glob, and no pipeline name holds a character that is)."""
+
+
+def pipeline_of(key: bytes | str) -> str | None:
+    """The pipeline a key found with `EVERY_PIPELINE` belongs to: the name between the braces,
+    or None for a key that is not one of ours."""
+    text = key.decode("utf-8", "replace") if isinstance(key, bytes) else key
+    if not text.startswith(_ROOT + "{"):
+        return None
+    name, closed, _ = text[len(_ROOT) + 1 :].partition("}:")
+    return name if closed and _NAME.fullmatch(name) else None
 
 
 class Stat(enum.StrEnum):
@@ -32,10 +47,27 @@ class Stat(enum.StrEnum):
     """Tasks given back to the queue by a supervisor or a reaper."""
     DRAINED = "drained"
     """Results of submitted tasks the sink acknowledged."""
+    SUNK = "sunk"
+    """Every answer the sink acknowledged, strays pushed by hand included: with ``ok`` and
+    ``failed``, what tells the workers how many results wait (their bound)."""
+    RERUNS = "reruns"
+    """Of ``submitted``, the re-runs of dead tasks (``redpool dead retry``)."""
 
 
 CLOSED = b"closed"
-"""The value of a producer's field in ``producers`` once it closed its part of the stream."""
+"""A producer's state in ``producers`` once it closed its part of the stream (while open,
+its state is the number of its last batch)."""
+ABORTED = b"aborted"
+"""What the state of a producer that stopped on an error or a signal starts with:
+``aborted: <why>``. Its submitted tasks still run; the run ends incomplete."""
+ABANDONED = b"abandoned"
+"""The state of a producer whose lease ran out (it died, or stalled that long)."""
+
+RUNNING, COMPLETE, INCOMPLETE = "running", "complete", "incomplete"
+"""A run's states (see run.lua): ended runs are complete when every producer closed."""
+KEEP_RUN = 7 * 24 * 3600
+"""Seconds an ended run's bookkeeping (run, stats, producers, pace; last-run) stays in Redis
+when no next run starts."""
 
 
 def check_pipeline_name(name: str) -> str:
@@ -62,7 +94,30 @@ class Keys:
 
     def __post_init__(self) -> None:
         check_pipeline_name(self.pipeline)
-        object.__setattr__(self, "prefix", f"redpool:{{{self.pipeline}}}:")
+        object.__setattr__(self, "prefix", f"{_ROOT}{{{self.pipeline}}}:")
+
+    @property
+    def every(self) -> str:
+        """SCAN's MATCH pattern for every key of this pipeline (see `EVERY_PIPELINE`)."""
+        return self.prefix + "*"
+
+    @property
+    def fixed(self) -> list[str]:
+        """The keys whose names do not depend on a holder: what an EXISTS that must reach the
+        pipeline's own slot (on a Redis Cluster node, its own node) asks about."""
+        return [
+            self.tasks,
+            self.results,
+            self.dead,
+            self.delayed,
+            self.stats,
+            self.producers,
+            self.workers,
+            self.leases,
+            self.pace,
+            self.sinking,
+            self.sink,
+        ]
 
     @property
     def tasks(self) -> str:
@@ -93,6 +148,29 @@ class Keys:
     def producers(self) -> str:
         """Hash producer id -> last pushed batch number, or `CLOSED`: the stream's state."""
         return self.prefix + "producers"
+
+    @property
+    def producer_leases(self) -> str:
+        """Sorted set producer id -> lease expiry in ms (Redis clock), for open producers."""
+        return self.prefix + "producer-leases"
+
+    @property
+    def run(self) -> str:
+        """Hash of the current run: ``id``, ``state`` (`RUNNING`, `COMPLETE`, `INCOMPLETE`),
+        ``started`` and ``ended`` (ms, Redis clock)."""
+        return self.prefix + "run"
+
+    @property
+    def last_run(self) -> str:
+        """String: the run before the current one, summed up as JSON (id, state, started,
+        ended, stats, producers by state); expires `KEEP_RUN` after that run ended."""
+        return self.prefix + "last-run"
+
+    @property
+    def outputs(self) -> str:
+        """Hash absolute path of a sink's output file -> how many of its bytes hold
+        acknowledged results: a restarted sink cuts the file back to that."""
+        return self.prefix + "outputs"
 
     @property
     def workers(self) -> str:
@@ -129,6 +207,12 @@ class Keys:
     def inflight(self, worker_id: str, slot: int) -> str:
         """List of tasks that child ``slot`` of worker host ``worker_id`` holds right now."""
         return f"{self.inflight_prefix}{worker_id}:{slot}"
+
+    @property
+    def pattern(self) -> str:
+        """SCAN pattern of every key of this pipeline (for ``redpool purge``); a pipeline's
+        name holds no glob character, so the prefix matches as it is."""
+        return self.prefix + "*"
 
     def held(self, holding: str) -> str:
         """String: the token of the take that filled ``holding`` (an inflight list, or

@@ -21,10 +21,10 @@ from redis.client import Pipeline as Transaction
 from redpool import codec, deadletters, state
 from redpool import holding as holding_list
 from redpool.answers import Outcome
-from redpool.connection import Outage, connect, never, redis_ms
+from redpool.connection import Outage, address, connect, never, redis_ms
 from redpool.envelope import split_at, tasks_in
 from redpool.errors import RedisRefused, StreamClosed
-from redpool.keys import CLOSED, Keys, Stat
+from redpool.keys import ABANDONED, ABORTED, CLOSED, KEEP_RUN, Keys, Stat
 from redpool.scripts import MAX_BATCH as MAX_BATCH
 from redpool.scripts import Scripts
 from redpool.settings import RedisSettings
@@ -79,7 +79,10 @@ class Pipeline:
         self.name = name
         self._scripts = Scripts.register(client)
         self._now = 0
-        self._outage = Outage(log or logging.getLogger("redpool"), abort)
+        self.where = address(client)
+        """Where this Redis is, for messages: a URL without its password."""
+        log = log or logging.getLogger("redpool")
+        self._outage = Outage(log, abort, where=self.where, pipeline=name)
 
     @classmethod
     def connect(
@@ -91,14 +94,14 @@ class Pipeline:
         abort: Callable[[], bool] = never,
     ) -> Pipeline:
         """Connect (waiting up to the settings' ``wait`` for Redis), or use a given client."""
-        client = target if isinstance(target, redis.Redis) else connect(RedisSettings.of(target))
-        return cls(client, name, log=log, abort=abort)
+        return cls(client_for(target), name, log=log, abort=abort)
 
     def impatient(self) -> Pipeline:
         """The same pipeline with a retry policy that gives up at once: for a hard stop, where
         waiting for Redis would be waiting for ever."""
         other = copy.copy(self)
-        other._outage = Outage(self._outage.log, abort=lambda: True)
+        other._outage = copy.copy(self._outage)
+        other._outage.abort = lambda: True
         return other
 
     def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -106,30 +109,85 @@ class Pipeline:
 
     # -- producers ---------------------------------------------------------------------------
 
-    def join(self, producer: str) -> None:
-        """Register a producer: from now on the stream stays open until it closes."""
-        self._call(self.client.hsetnx, self.keys.producers, producer, 0)
+    def join(self, producer: str, lease: float) -> tuple[int, bool]:
+        """run.lua: a producer joins the current run, or starts the next when the last one
+        ended (or there was none). From now on the stream stays open until it leaves (it
+        closes, aborts, or its lease of ``lease`` seconds runs out). Returns (the run's id,
+        whether this join started it)."""
+        run, started = self._call(
+            self._scripts.run,
+            keys=self._run_keys(),
+            args=["join", producer, int(lease * 1000), KEEP_RUN * 1000],
+        )
+        return int(run), bool(started)
+
+    def finish_run(self, run: int) -> str:
+        """run.lua: mark run ``run`` ended if every producer left and every submitted task's
+        result was drained; returns its state (`RUNNING` while it is not, or not current)."""
+        state = self._call(
+            self._scripts.run, keys=self._run_keys(), args=["finish", run, "", KEEP_RUN * 1000]
+        )
+        return cast(bytes, state).decode()
+
+    def _run_keys(self) -> list[str]:
+        k = self.keys
+        return [k.run, k.producers, k.producer_leases, k.stats, k.last_run, k.pace]
 
     def push(
-        self, producer: str, batch: int, elements: Sequence[bytes], tasks: int, name: str
+        self,
+        producer: str,
+        batch: int,
+        elements: Sequence[bytes],
+        tasks: int,
+        name: str,
+        lease: float,
+        reruns: int = 0,
     ) -> tuple[int, float | None]:
-        """push.lua: a producer's numbered batch, exactly once. Returns the queue's length in
-        elements (for backpressure) and the microseconds per task workers last measured for
-        ``name``, if any (for sizing chunks)."""
-        keys = [self.keys.tasks, self.keys.producers, self.keys.stats, self.keys.pace]
+        """push.lua: a producer's numbered batch, exactly once; renews its lease. Returns the
+        queue's length in elements (for backpressure) and the microseconds per task workers
+        last measured for ``name``, if any (for sizing chunks). Raises StreamClosed when the
+        producer is not open in the current run (it left, or was called abandoned)."""
+        k = self.keys
+        keys = [k.tasks, k.producers, k.stats, k.pace, k.producer_leases]
+        args = [producer, batch, tasks, name, int(lease * 1000), reruns, *elements]
         try:
-            backlog, pace = self._call(
-                self._scripts.push, keys=keys, args=[producer, batch, tasks, name, *elements]
-            )
+            backlog, pace = self._call(self._scripts.push, keys=keys, args=args)
         except RedisRefused as exc:
-            if str(exc).startswith("STREAMCLOSED"):
-                raise StreamClosed(str(exc).split(" ", 1)[1]) from None
+            if exc.reply.startswith("STREAMCLOSED"):
+                raise StreamClosed(exc.reply.split(" ", 1)[1]) from None
             raise
         return int(backlog), float(pace) if pace is not None else None
 
-    def close(self, producer: str) -> None:
-        """End a producer's part of the stream (idempotent)."""
-        self._call(self.client.hset, self.keys.producers, producer, CLOSED)
+    def renew(self, producer: str, lease: float) -> bool:
+        """renew.lua: a producer's heartbeat; False once it is no longer open in the run."""
+        keys = [self.keys.producers, self.keys.producer_leases]
+        args = [producer, int(lease * 1000)]
+        return bool(self._call(self._scripts.renew, keys=keys, args=args))
+
+    def leave(self, producer: str, state: bytes, only_if_expired: bool = False) -> bool:
+        """leave.lua: an open producer leaves the run with ``state`` (`CLOSED`, ``aborted:
+        <why>`` or `ABANDONED`); False when it had left already or is not in the run."""
+        keys = [self.keys.producers, self.keys.producer_leases]
+        args = [producer, state, "1" if only_if_expired else "0"]
+        return bool(self._call(self._scripts.leave, keys=keys, args=args))
+
+    def close(self, producer: str) -> bool:
+        """End a producer's part of the stream: it submitted all it meant to (idempotent)."""
+        return self.leave(producer, CLOSED)
+
+    def abort(self, producer: str, why: str) -> bool:
+        """End a producer's part of the stream short: its tasks still run, and the run ends
+        incomplete (idempotent)."""
+        return self.leave(producer, ABORTED + b": " + why.encode()[:500])
+
+    def expire_producers(self) -> list[str]:
+        """Call every open producer whose lease ran out abandoned; returns their ids."""
+        now = redis_ms(self._call(self.client.time))
+        expired = cast(
+            list[bytes],
+            self._call(self.client.zrangebyscore, self.keys.producer_leases, "-inf", now),
+        )
+        return [p.decode() for p in expired if self.leave(p.decode(), ABANDONED, True)]
 
     def backlog(self) -> int:
         """Tasks waiting to be taken."""
@@ -322,15 +380,26 @@ class Pipeline:
             ),
         )
 
-    def ack(self, taken: holding_list.Taken, counted: int) -> int:
-        """The sink wrote what it took: forget it, and count ``counted`` answers to tasks a
-        producer submitted as drained. As `commit`: 1 when acknowledged now, 2 when a try
-        whose reply was lost had done it, 0 when what it took was taken back meanwhile (it
-        goes out again)."""
+    def ack(
+        self,
+        taken: holding_list.Taken,
+        counted: int,
+        sunk: int,
+        mark: tuple[str, int] | None = None,
+    ) -> int:
+        """The sink wrote what it took: forget it; count ``counted`` answers to tasks a
+        producer submitted as drained and all ``sunk`` answers as sunk; record ``mark``
+        (output name, bytes written) with it. As `commit`: 1 when acknowledged now, 2 when a
+        try whose reply was lost had done it, 0 when what it took was taken back meanwhile
+        (it goes out again)."""
 
         def write(pipe: Transaction) -> None:
             if counted:
                 pipe.hincrby(self.keys.stats, Stat.DRAINED, counted)
+            if sunk:
+                pipe.hincrby(self.keys.stats, Stat.SUNK, sunk)
+            if mark is not None:
+                pipe.hset(self.keys.outputs, mark[0], mark[1])
 
         settled = self._call(
             holding_list.settle,
@@ -344,7 +413,48 @@ class Pipeline:
         )
         return int(settled)
 
+    def output_mark(self, name: str) -> int | None:
+        """Bytes of output ``name`` that hold acknowledged results, as last recorded."""
+        mark = self._call(self.client.hget, self.keys.outputs, name)
+        return int(cast(bytes, mark)) if mark is not None else None
+
+    def results_waiting(self) -> int:
+        """Answers in the results list by the counters: what workers wrote less what the sink
+        took (one small read; the workers' bound)."""
+        ok, failed, sunk = cast(
+            list[bytes | None],
+            self._call(self.client.hmget, self.keys.stats, [Stat.OK, Stat.FAILED, Stat.SUNK]),
+        )
+        return max(0, int(ok or 0) + int(failed or 0) - int(sunk or 0))
+
+    def purge(self) -> int:
+        """Delete every key of the pipeline (found by SCAN, never KEYS); returns how many."""
+
+        def delete() -> int:
+            gone = 0
+            batch: list[bytes] = []
+            for key in self.client.scan_iter(match=self.keys.pattern, count=1000):
+                batch.append(cast(bytes, key))
+                if len(batch) == 500:
+                    gone += int(self.client.unlink(*batch))
+                    batch = []
+            return gone + (int(self.client.unlink(*batch)) if batch else 0)
+
+        return cast(int, self._call(delete))
+
     # -- status and dead letters -------------------------------------------------------------
+
+    def exists(self) -> bool:
+        """Any key of this pipeline is in Redis. EXISTS first: it goes to the pipeline's own
+        slot, so a Redis Cluster node that does not serve it says so (MOVED) rather than
+        "no"; then SCAN, for the keys named after a holder."""
+        if self._call(self.client.exists, *self.keys.fixed):
+            return True
+
+        def scan() -> bool:
+            return any(True for _ in self.client.scan_iter(match=self.keys.every, count=1000))
+
+        return bool(self._call(scan))
 
     def snapshot(self, count_tasks: bool = False) -> state.Snapshot:
         """snapshot.lua: everything `redpool status` shows, read in one step. Counts list
@@ -352,6 +462,7 @@ class Pipeline:
         `COUNTED` elements, estimated past that)."""
         k = self.keys
         keys = [k.tasks, k.delayed, k.results, k.dead, k.producers, k.stats, k.leases, k.workers]
+        keys += [k.run, k.producer_leases, k.last_run]
         args = [k.inflight_prefix, COUNTED if count_tasks else 0]
         reply = self._call(self._scripts.snapshot, keys=keys, args=args)
         return state.from_reply(reply)
@@ -377,6 +488,12 @@ class Pipeline:
         count = int(self._call(self.client.llen, self.keys.dead))
         self._call(self.client.ltrim, self.keys.dead, count, -1)
         return count
+
+
+def client_for(target: RedisTarget) -> redis.Redis:
+    """The API's ``redis=`` argument as a client: connect (waiting up to the settings' ``wait``
+    for Redis), or use the client given."""
+    return target if isinstance(target, redis.Redis) else connect(RedisSettings.of(target))
 
 
 def _tasks(elements: list[bytes]) -> int:

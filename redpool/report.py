@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
 import click
 import orjson
 
 from redpool import codec
+from redpool.catalog import Survey
 from redpool.pipeline import Pipeline
+from redpool.state import OPEN, ProducerInfo, Snapshot
 
 _ESTIMATED = {"backlog", "in_flight", "results_waiting"}
 
@@ -17,11 +22,13 @@ def print_status(pipe: Pipeline, as_json: bool) -> None:
         click.echo(orjson.dumps(state.as_dict(), option=orjson.OPT_INDENT_2).decode())
         return
     d = state.as_dict()
-    click.echo(
-        f"pipeline {pipe.name!r}: stream {d['stream']} "
-        f"({state.producers_open} producer(s) open, {state.producers_closed} closed); "
-        f"counts are tasks{'' if state.exact else ' (~: estimated from the first elements)'}"
-    )
+    click.echo(f"pipeline {pipe.name!r}: {_run_line(state)}")
+    for p in state.producers:
+        click.echo(f"  producer {p.id:<28} {_producer_line(p)}")
+    if state.last_run:
+        click.echo(f"last run: {_last_line(state.last_run)}")
+    about = "" if state.exact else " (~: estimated from the first elements)"
+    click.echo(f"counts of this run, in tasks{about}:")
     for label, key in (
         ("submitted", "submitted"),
         ("backlog", "backlog"),
@@ -32,6 +39,7 @@ def print_status(pipe: Pipeline, as_json: bool) -> None:
         ("dead letters", "dead"),
         ("results waiting", "results_waiting"),
         ("results drained", "drained"),
+        ("re-runs", "reruns"),
     ):
         about = "" if state.exact or key not in _ESTIMATED else "~"
         click.echo(f"  {label:<18} {about:>1}{d[key]:>12,}")
@@ -46,6 +54,39 @@ def print_status(pipe: Pipeline, as_json: bool) -> None:
         click.echo(f"  {w.host:<20} pid {w.pid:<8} {w.processes} process(es)  {health}")
 
 
+def print_pipelines(survey: Survey, as_json: bool) -> None:
+    """One line per pipeline: what waits, what runs, what is dead, and who works on it."""
+    if as_json:
+        found = [{"pipeline": name, **s.as_dict()} for name, s in survey.pipelines.items()]
+        document = {"redis": survey.where, "cluster": survey.cluster, "pipelines": found}
+        click.echo(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
+        return
+    node = " (a Redis Cluster node: only pipelines whose keys it holds)" if survey.cluster else ""
+    if not survey.pipelines:
+        click.echo(f"no pipelines in Redis at {survey.where}{node}")
+        return
+    estimated = not all(s.exact for s in survey.pipelines.values())
+    click.echo(
+        f"{len(survey.pipelines)} pipeline(s) in Redis at {survey.where}{node}; counts are tasks"
+        f"{' (~: estimated from the first elements)' if estimated else ''}"
+    )
+    width = max(len(name) for name in survey.pipelines)
+    for name, state in survey.pipelines.items():
+        click.echo(f"  {name:<{width}}  {_summary(state)}")
+
+
+def _summary(state: Snapshot) -> str:
+    about = "" if state.exact else "~"
+    live = sum(1 for w in state.workers if w.lease_left >= 0)
+    dead_hosts = len(state.workers) - live
+    return (
+        f"backlog {about}{state.backlog:,}, in flight {about}{state.in_flight:,}, "
+        f"results waiting {about}{state.results:,}, dead {state.dead:,}, "
+        f"stream {'closed' if state.closed else 'open'}, {live} worker(s)"
+        + (f" ({dead_hosts} presumed dead)" if dead_hosts else "")
+    )
+
+
 def print_dead(pipe: Pipeline, limit: int, as_json: bool) -> None:
     letters = pipe.dead_letters(limit)
     total = pipe.dead_count()
@@ -58,3 +99,43 @@ def print_dead(pipe: Pipeline, limit: int, as_json: bool) -> None:
             )
     if not as_json:
         click.echo(f"({len(letters)} of {total} dead letter(s) shown)", err=True)
+
+
+def _run_line(state: Snapshot) -> str:
+    run = state.run
+    if run is None:
+        return "no run yet (none began, or the last one's bookkeeping expired)"
+    stream = "stream closed" if state.closed else "stream open"
+    started = f"started {_ago(run.started)}"
+    if run.ended is not None:
+        return f"run {run.id} {run.state.upper()}, {started}, ended {_ago(run.ended)}"
+    return f"run {run.id} running, {started}, {stream}"
+
+
+def _producer_line(p: ProducerInfo) -> str:
+    if p.state == OPEN:
+        lease = p.lease_left
+        if lease is not None and lease < 0:
+            return f"open, {p.batches} batch(es); lease ran out {-lease:.1f} s ago (presumed dead)"
+        return f"open, {p.batches} batch(es); lease {lease if lease is not None else '?'} s left"
+    return f"{p.state}{': ' + p.reason if p.reason else ''}"
+
+
+def _last_line(last: dict[str, Any]) -> str:
+    stats = last.get("stats") or {}
+    producers = last.get("producers") or {}
+    who = ", ".join(f"{n} {state}" for state, n in sorted(producers.items()))
+    return (
+        f"run {last.get('id', '?')} {str(last.get('state', '?')).upper()}: "
+        f"{stats.get('submitted', 0):,} submitted, {stats.get('ok', 0):,} ok, "
+        f"{stats.get('failed', 0):,} failed; producers: {who or 'none'}"
+    )
+
+
+def _ago(unix: float) -> str:
+    seconds = max(0.0, time.time() - unix)
+    if seconds < 120:
+        return f"{seconds:.0f} s ago"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min ago"
+    return f"{seconds / 3600:.1f} h ago"

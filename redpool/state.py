@@ -13,7 +13,7 @@ from typing import Any
 
 from redpool import codec
 from redpool.connection import redis_ms
-from redpool.keys import CLOSED, Stat
+from redpool.keys import ABANDONED, ABORTED, CLOSED, RUNNING, Stat
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,38 @@ class WorkerInfo:
 
 
 @dataclass(frozen=True)
+class ProducerInfo:
+    """One producer of the current run, as the producers hash and its lease say."""
+
+    id: str
+    state: str
+    """``open``, ``closed``, ``aborted`` or ``abandoned``."""
+    reason: str = ""
+    """Why it aborted."""
+    batches: int = 0
+    """Batches pushed so far (open producers)."""
+    lease_left: float | None = None
+    """Seconds until an open producer's lease runs out; negative once it ran out and no one
+    has called it abandoned yet."""
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """The pipeline's current run (see run.lua)."""
+
+    id: int
+    state: str
+    """``running``, ``complete`` or ``incomplete``."""
+    started: float
+    """Unix seconds, Redis clock."""
+    ended: float | None = None
+
+    @property
+    def over(self) -> bool:
+        return self.state != RUNNING
+
+
+@dataclass(frozen=True)
 class Snapshot:
     """Counts of tasks, not of list elements (a chunk is one element of many tasks), except
     ``elements``. ``exact`` is False when a long list's tasks were estimated from its first
@@ -41,15 +73,25 @@ class Snapshot:
     in_flight: int
     results: int
     dead: int
-    closed: bool
-    """The stream ended: someone joined and every producer that joined has closed."""
-    producers_open: int
-    producers_closed: int
     stats: dict[str, int]
     workers: list[WorkerInfo] = field(default_factory=list)
     elements: int = 0
     """Elements in the tasks list (what LLEN counts)."""
     exact: bool = True
+    run: RunInfo | None = None
+    """None before any producer joined (or after an ended run's keys expired)."""
+    producers: list[ProducerInfo] = field(default_factory=list)
+    """Of the current run."""
+    last_run: dict[str, Any] | None = None
+    """The run before, summed up (see `redpool.keys.Keys.last_run`)."""
+
+    @property
+    def closed(self) -> bool:
+        """The stream ended: someone joined and every producer that joined has left."""
+        return bool(self.producers) and all(p.state != OPEN for p in self.producers)
+
+    def producers_in(self, state: str) -> list[ProducerInfo]:
+        return [p for p in self.producers if p.state == state]
 
     @property
     def submitted(self) -> int:
@@ -58,6 +100,13 @@ class Snapshot:
     @property
     def drained(self) -> int:
         return self.stats.get(Stat.DRAINED, 0)
+
+    @property
+    def results_waiting(self) -> int:
+        """Answers in the results list by the counters (the workers' bound), not by reading
+        the list: what workers wrote less what the sink took."""
+        written = self.stats.get(Stat.OK, 0) + self.stats.get(Stat.FAILED, 0)
+        return max(0, written - self.stats.get(Stat.SUNK, 0))
 
     @property
     def idle(self) -> bool:
@@ -74,15 +123,27 @@ class Snapshot:
             "results_waiting": self.results,
             "dead": self.dead,
             "stream": "closed" if self.closed else "open",
-            "producers": {"open": self.producers_open, "closed": self.producers_closed},
+            "run": vars(self.run) if self.run else None,
+            "producers": [vars(p) for p in self.producers],
+            "last_run": self.last_run,
             **{str(k): self.stats.get(k, 0) for k in Stat},
             "workers": [vars(w) for w in self.workers],
         }
 
 
-def stream_closed(producers: list[bytes]) -> bool:
-    """Someone joined and every producer that joined has closed."""
-    return bool(producers) and all(p == CLOSED for p in producers)
+OPEN = "open"
+CLOSED_STATE = CLOSED.decode()
+
+
+def producer_state(raw: bytes) -> tuple[str, str, int]:
+    """A producer's value in the producers hash as (state, reason, batches)."""
+    if raw.isdigit():
+        return OPEN, "", int(raw)
+    if raw in (CLOSED, ABANDONED):
+        return raw.decode(), "", 0
+    if raw.startswith(ABORTED):
+        return ABORTED.decode(), raw[len(ABORTED) :].lstrip(b": ").decode("utf-8", "replace"), 0
+    return raw.decode("utf-8", "replace"), "", 0
 
 
 def descriptions(entries: Iterable[tuple[bytes, bytes]]) -> dict[str, dict[str, Any]]:
@@ -111,10 +172,10 @@ def pairs(flat: list[bytes]) -> Iterable[tuple[bytes, bytes]]:
 
 def from_reply(reply: list[Any]) -> Snapshot:
     """snapshot.lua's reply as a Snapshot."""
-    queue, delayed, results, dead, producers, stats, leases, workers, now, held, exact = reply
+    queue, delayed, results, dead, producers, stats, leases, workers, now, held, exact = reply[:11]
+    run, producer_leases, last_run = reply[11:]
     now_ms = redis_ms(now)
     expiry = {wid.decode(): int(float(ms)) for wid, ms in pairs(leases)}
-    closed = sum(1 for v in producers if v == CLOSED)
     return Snapshot(
         backlog=int(queue[1]),
         elements=int(queue[0]),
@@ -123,15 +184,50 @@ def from_reply(reply: list[Any]) -> Snapshot:
         in_flight=int(held[1]),
         results=int(results[1]),
         dead=int(dead),
-        closed=stream_closed(producers),
-        producers_open=len(producers) - closed,
-        producers_closed=closed,
         stats={k.decode(): int(v) for k, v in pairs(stats)},
         workers=[
             _info(wid, info, expiry.get(wid, now_ms) - now_ms)
             for wid, info in sorted(descriptions(pairs(workers)).items())
         ],
+        run=_run(dict(pairs(run))),
+        producers=_producers(pairs(producers), dict(pairs(producer_leases)), now_ms),
+        last_run=_last_run(last_run),
     )
+
+
+def _run(fields: dict[bytes, bytes]) -> RunInfo | None:
+    try:
+        ended = fields.get(b"ended")
+        return RunInfo(
+            id=int(fields[b"id"]),
+            state=fields[b"state"].decode(),
+            started=int(fields[b"started"]) / 1000,
+            ended=int(ended) / 1000 if ended else None,
+        )
+    except (KeyError, ValueError):
+        return None
+
+
+def _producers(
+    entries: Iterable[tuple[bytes, bytes]], leases: dict[bytes, bytes], now_ms: int
+) -> list[ProducerInfo]:
+    out = []
+    for pid, raw in entries:
+        state, reason, batches = producer_state(raw)
+        expiry = leases.get(pid)
+        left = round((float(expiry) - now_ms) / 1000, 1) if expiry is not None else None
+        out.append(ProducerInfo(pid.decode(), state, reason, batches, left))
+    return sorted(out, key=lambda p: p.id)
+
+
+def _last_run(raw: bytes | None) -> dict[str, Any] | None:
+    if raw is None:
+        return None
+    try:
+        body = codec.loads(raw)
+    except codec.JSONDecodeError:
+        return None
+    return body if isinstance(body, dict) else None
 
 
 def _info(wid: str, info: dict[str, Any], left_ms: float) -> WorkerInfo:

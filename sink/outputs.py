@@ -2,11 +2,31 @@
 
 from __future__ import annotations
 
+import os
 import sys
-from typing import BinaryIO
+from typing import BinaryIO, Protocol, runtime_checkable
 
 from redpool.answers import ResultEnvelope
 from redpool.errors import ConfigError
+
+
+@runtime_checkable
+class Resumable(Protocol):
+    """An output a restarted sink can cut back to where acknowledged results end, which is
+    what makes it exactly-once: the sink records `mark` with each acknowledgement, in the
+    same transaction, and hands the recorded mark to `cut_back` when it starts."""
+
+    name: str
+    """Which output this is, for the record: a file's absolute path (the same on a restarted
+    container whose volume holds it)."""
+
+    def mark(self) -> tuple[str, int]:
+        """(name, bytes that hold what was written so far); called after a flush."""
+        ...
+
+    def cut_back(self, mark: int | None) -> int:
+        """Drop what lies past ``mark`` (None: nothing recorded); returns the bytes cut."""
+        ...
 
 
 class JsonLines:
@@ -15,8 +35,11 @@ class JsonLines:
     The sink hands it a chunk's answers all at once (`write_lines`): one write of all the
     lines, and a line is never written in two pieces."""
 
-    def __init__(self, stream: BinaryIO) -> None:
+    def __init__(self, stream: BinaryIO, fsync: bool = False) -> None:
         self.stream = stream
+        self.fsync = fsync
+        """Also fsync before each acknowledgement: the file then survives the machine
+        crashing, not only the sink (a flush is enough for that)."""
 
     def __call__(self, result: ResultEnvelope) -> None:
         self.stream.write(result.raw + b"\n")
@@ -26,6 +49,29 @@ class JsonLines:
 
     def flush(self) -> None:
         self.stream.flush()
+        if self.fsync:
+            os.fsync(self.stream.fileno())
+
+
+class JsonLinesFile(JsonLines):
+    """`JsonLines` to a file, exactly once (`Resumable`)."""
+
+    def __init__(self, stream: BinaryIO, path: str, fsync: bool = False) -> None:
+        super().__init__(stream, fsync)
+        self.name = os.path.abspath(path)
+
+    def mark(self) -> tuple[str, int]:
+        return self.name, self.stream.tell()
+
+    def cut_back(self, mark: int | None) -> int:
+        size = os.fstat(self.stream.fileno()).st_size
+        if mark is None or size <= mark:
+            # Never recorded, or shorter than recorded (rotated or cut by hand): nothing of
+            # ours lies past the end, so there is nothing to drop.
+            return 0
+        self.stream.truncate(mark)
+        self.stream.seek(mark)
+        return size - mark
 
 
 def open_output(path: str, append: bool = True) -> BinaryIO:

@@ -5,13 +5,17 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from redpool.answers import ResultEnvelope, one_line, parse_result, parse_results
 from redpool.errors import SinkLeaseLost
-from redpool.keys import DEFAULT_PIPELINE, instance_id
+from redpool.keys import COMPLETE, DEFAULT_PIPELINE, INCOMPLETE, RUNNING, instance_id
 from redpool.pipeline import MAX_BATCH, Pipeline, RedisTarget
 from redpool.settings import MAX_BLOCK, require, require_range
+from redpool.sink.outputs import Resumable
+from redpool.state import CLOSED_STATE, OPEN, ProducerInfo
+
+STOPPED, NO_RUN = "stopped", "no run"
 
 log = logging.getLogger("redpool.sink")
 
@@ -28,6 +32,9 @@ class SinkSettings:
     lease: float = 10.0
     """Seconds a sink holds the pipeline without renewing (it renews every third of it); a
     standby takes over this long after a sink died."""
+    wait_for_run: bool = True
+    """Started when no run is in progress (the last one ended, or none began): wait for the
+    next one to start and drain it, rather than return at once."""
 
     def __post_init__(self) -> None:
         require_range("batch_size", self.batch_size, 1, MAX_BATCH)
@@ -43,12 +50,25 @@ class SinkSettings:
 
 @dataclass
 class Summary:
+    """What a sink did, and how its run ended."""
+
     ok: int = 0
     failed: int = 0
+    run: int | None = None
+    """The run it drained (the last one, when following)."""
+    outcome: str = STOPPED
+    """`COMPLETE` or `INCOMPLETE` (the run ended), `STOPPED` (told to stop, or following,
+    before it ended) or `NO_RUN` (none in progress, and told not to wait)."""
+    short: list[ProducerInfo] = field(default_factory=list)
+    """The producers that aborted or were abandoned, when the run ended incomplete."""
 
     @property
     def total(self) -> int:
         return self.ok + self.failed
+
+    @property
+    def complete(self) -> bool:
+        return self.outcome == COMPLETE
 
 
 FIRST_TAKE = 8
@@ -89,14 +109,22 @@ class Sink:
         them, which for a sink started on a long list would be hundreds of MB at once."""
 
     def run(self, follow: bool = False) -> Summary:
-        """Drain until the stream is closed and every submitted task has its result.
+        """Drain one run: until every producer of the pipeline's current run has left and
+        every task it submitted has its result; then mark the run ended and return. Started
+        between runs, wait for the next one (unless ``wait_for_run`` is off).
 
-        With ``follow``, keep draining an endless stream until ``stopping`` is set. Holds the
+        With ``follow``, keep draining, run after run, until ``stopping`` is set. Holds the
         pipeline's sink lease while it runs; a second sink waits as a standby until the lease
         is free (a dead sink's runs out after ``lease`` seconds).
         """
         self._hold_lease()
         try:
+            if self.stopping:
+                return self.summary
+            self._resume_output()
+            if not self._find_run(follow) and not follow:
+                self.summary.outcome = NO_RUN
+                return self.summary
             while not self.stopping:
                 self._renew_lease()
                 if self.drain_once(block=False):
@@ -107,6 +135,38 @@ class Sink:
         finally:
             self.pipe.release(self.id)
         return self.summary
+
+    def _find_run(self, follow: bool) -> bool:
+        """The run to drain: the current one, or (between runs) the next to start. False
+        when there is none and the sink is not to wait."""
+        state = self.pipe.snapshot()
+        if state.run is not None and not state.run.over:
+            self.summary.run = state.run.id
+            return True
+        if not (self.settings.wait_for_run or follow):
+            return False
+        log.info("no run in progress on pipeline %r; waiting for the next", self.pipe.name)
+        while not self.stopping:
+            self._renew_lease()
+            self.drain_once(block=True)  # strays pushed by hand still go out meanwhile
+            state = self.pipe.snapshot()
+            if state.run is not None and not state.run.over:
+                self.summary.run = state.run.id
+                return True
+        return False
+
+    def _resume_output(self) -> None:
+        """A file output that a sink wrote to before: cut it back to where acknowledged
+        results end, dropping what a sink that died wrote but did not acknowledge (it is
+        still held, and is written again now): each result is in the file once."""
+        if isinstance(self.handler, Resumable):
+            cut = self.handler.cut_back(self.pipe.output_mark(self.handler.name))
+            if cut:
+                log.warning(
+                    "%s: cut %d byte(s) a sink wrote but did not acknowledge; they follow again",
+                    self.handler.name,
+                    cut,
+                )
 
     def _hold_lease(self) -> None:
         """One sink per pipeline: two would take the same held batch and write it twice."""
@@ -170,7 +230,8 @@ class Sink:
         self._per_element = max(1, handled // len(held))  # elements are chunks, or not
         if self.flush is not None:
             self.flush()  # written before acknowledged: a crash re-delivers, never drops
-        if not self.pipe.ack(taken, counted):
+        mark = self.handler.mark() if isinstance(self.handler, Resumable) else None
+        if not self.pipe.ack(taken, counted, handled, mark):
             log.warning(
                 "%d result element(s) were taken back from this sink before it acknowledged "
                 "them (its lease lost?); they go out again",
@@ -180,7 +241,8 @@ class Sink:
         return len(held)
 
     def done(self) -> bool:
-        """The stream is closed and every submitted task's result was drained.
+        """The run ended: every producer left and every submitted task's result was drained.
+        Then the run is marked ended (its outcome in the summary).
 
         Asks Redis only when it could be true: while fewer results were drained than were
         last seen submitted, it cannot be, and a sink that asked every time the results list
@@ -188,5 +250,21 @@ class Sink:
         if self._drained < self._submitted:
             return False
         state = self.pipe.snapshot()
+        waiting_on_producers = state.drained >= state.submitted and not state.closed
+        if waiting_on_producers and self.pipe.expire_producers():  # one died: lease ran out
+            state = self.pipe.snapshot()
         self._submitted, self._drained = state.submitted, state.drained
-        return state.closed and self._drained >= self._submitted and state.results == 0
+        if self.summary.run is None and state.run is not None and not state.run.over:
+            self.summary.run = state.run.id  # drained without run(): this run is ours
+        if state.run is None or state.run.id != self.summary.run:
+            # our run ended (a producer that joined found it drained) and the next began
+            self.summary.outcome = str((state.last_run or {}).get("state", INCOMPLETE))
+            return True
+        if not (state.closed and self._drained >= self._submitted and state.results == 0):
+            return False
+        ended = self.pipe.finish_run(state.run.id)
+        if ended == RUNNING:
+            return False
+        self.summary.outcome = ended
+        self.summary.short = [p for p in state.producers if p.state not in (OPEN, CLOSED_STATE)]
+        return True

@@ -1,4 +1,5 @@
-"""Shared fixtures: a session redis-server on a free port, unique pipeline names."""
+"""Shared fixtures: a session redis-server on a free port, unique pipeline names, and a
+Redis Cluster or Sentinel deployment of a test's own."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from tests.redis_cluster import RedisCluster, RedisSentinel, running_cluster, running_sentinel
 from tests.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,3 +35,20 @@ def pipeline(request: pytest.FixtureRequest) -> str:
     """A pipeline name of this test's own, instead of FLUSHALL."""
     base = "".join(c if c.isalnum() else "-" for c in request.node.name)[:60]
     return f"t{next(_names)}-{base}"
+
+
+@pytest.fixture
+def redis_cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RedisCluster]:
+    """3 masters with one replica each, fresh per test because tests kill its nodes. A test
+    that wants another replica count asks with ``parametrize("redis_cluster", [0],
+    indirect=True)``."""
+    replicas: int = getattr(request, "param", 1)
+    with running_cluster(tmp_path / "cluster", replicas=replicas) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def redis_sentinel(tmp_path: Path) -> Iterator[RedisSentinel]:
+    """A primary, its replica and 3 sentinels, fresh per test because tests kill the primary."""
+    with running_sentinel(tmp_path / "sentinel") as deployment:
+        yield deployment

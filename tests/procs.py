@@ -40,6 +40,15 @@ def redpool(
     )
 
 
+def error_line(done: subprocess.CompletedProcess[bytes], code: int = 1) -> str:
+    """The one line a failed command printed: exit code ``code``, nothing on stdout, one line
+    on stderr and no traceback. Returns that line without its newline."""
+    err = done.stderr.decode(errors="replace")
+    assert done.returncode == code, (done.args, done.returncode, err)
+    assert done.stdout == b"" and err.count("\n") == 1 and "Traceback" not in err, (done.args, err)
+    return err.removesuffix("\n")
+
+
 class Host:
     """``redpool worker`` as its own process group: one "host" we can kill whole."""
 

@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
@@ -39,12 +40,26 @@ def require_redis_server() -> str:
 
 
 class RedisServer:
-    def __init__(self, directory: Path, appendonly: bool = False, bind: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        directory: Path,
+        appendonly: bool = False,
+        bind: str = "127.0.0.1",
+        *,
+        port: int | None = None,
+        config: Path | None = None,
+        extra: Sequence[str] = (),
+    ) -> None:
+        """``config`` is a config file to start from (a sentinel's, which Redis requires and
+        rewrites); ``extra`` are more ``--option value`` arguments (cluster mode, replicaof).
+        ``port`` lets a caller that needs several ports pick them all distinct at once."""
         self.exe = require_redis_server()
         self.dir = directory
-        self.port = free_port()
+        self.port = free_port() if port is None else port
         self.appendonly = appendonly
         self.bind = bind
+        self.config = config
+        self.extra = tuple(extra)
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -58,6 +73,7 @@ class RedisServer:
         self.dir.mkdir(parents=True, exist_ok=True)
         args = [
             self.exe,
+            *([str(self.config)] if self.config is not None else []),
             "--port",
             str(self.port),
             "--bind",
@@ -77,6 +93,7 @@ class RedisServer:
             args += ["--appendonly", "yes", "--appendfsync", "always"]
         else:
             args += ["--appendonly", "no"]
+        args += self.extra
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         client = redis.Redis(port=self.port, socket_timeout=1)

@@ -28,6 +28,8 @@ from redpool.workers.slots import CUT_DONE, CUT_PENDING, NO_CUT, Slot
 
 log = logging.getLogger("redpool.workers")
 _PR_SET_PDEATHSIG = 1
+RESULTS_CHECK = 0.1
+"""Seconds between a child's looks at how many results wait for the sink (``max_results``)."""
 EXIT_NO_START = 3
 
 
@@ -59,6 +61,8 @@ class Child:
         self.per_task = 0.0
         self.done = 0
         self._parent = os.getppid()
+        self._results_checked = -RESULTS_CHECK
+        self._full = False
 
     def run(self) -> int:
         """Until told to stop, the parent dies, or ``max_tasks_per_child`` tasks started."""
@@ -75,6 +79,8 @@ class Child:
     def tick(self) -> int:
         """Take, run, commit one batch; returns how many tasks it was done with (0 when idle):
         run, or refused as garbage; not those it gave back unstarted."""
+        if self._results_full():
+            return 0
         taken = self.pipe.take(self.inflight, self.batch, self.settings.block_seconds)
         if not taken.held:
             return 0
@@ -93,6 +99,30 @@ class Child:
         self.done += outcome.started
         held_tasks = sum(tasks_in(raw) for raw in taken.held)
         return held_tasks if outcome.stopped_at is None else outcome.stopped_at
+
+    def _results_full(self) -> bool:
+        """Over ``max_results``: wait a little instead of taking more (back-pressure from
+        the sink's side, as the producers' ``max_backlog`` is from theirs). Looked at every
+        `RESULTS_CHECK` seconds, as a read per take would cost more than the bound saves."""
+        bound = self.settings.max_results
+        if bound is None:
+            return False
+        now = monotonic()
+        if now < self._results_checked + RESULTS_CHECK:
+            return self._full
+        self._results_checked = now
+        waiting = self.pipe.results_waiting()
+        if waiting > bound and not self._full:
+            log.warning(
+                "%d results wait for the sink (more than --max-results %d): taking no new "
+                "tasks until it catches up",
+                waiting,
+                bound,
+            )
+        self._full = waiting > bound
+        if self._full:
+            time.sleep(RESULTS_CHECK)  # what it waits on is a sink elsewhere: nothing to block on
+        return self._full
 
     def _settle(self, held: list[bytes], outcome: Outcome) -> int:
         """How many elements the commit is fenced on, and which tasks it sends back.

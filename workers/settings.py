@@ -17,6 +17,13 @@ class WorkerSettings:
 
     processes: int = field(default_factory=lambda: os.cpu_count() or 1)
     exit_when_done: bool = False
+    """Exit once the current run's stream is closed and nothing is left to run."""
+    wait_for_run: bool = True
+    """With ``exit_when_done``, started when no run has work for the workers (the last one
+    is closed and idle, or none began): wait for the next run rather than exit at once."""
+    max_results: int | None = 200_000
+    """Take no new work while the results list holds more answers than this (a sink that
+    stalled or never started must not fill Redis' memory); None for no bound."""
     lease: float = 15.0
     """Seconds a host stays presumed alive after its last heartbeat (renewed every lease/3)."""
     task_timeout: float | None = 600.0
@@ -48,6 +55,11 @@ class WorkerSettings:
             self.max_tasks_per_child is None or self.max_tasks_per_child >= 1,
             "max_tasks_per_child",
             f"must be at least 1, not {self.max_tasks_per_child}",
+        )
+        require(
+            self.max_results is None or self.max_results >= 1,
+            "max_results",
+            f"must be at least 1 (or None for no bound), not {self.max_results}",
         )
         require_range("max_batch", self.max_batch, 1, MAX_BATCH)
         require_range("first_batch", self.first_batch, 1, self.max_batch)

@@ -32,6 +32,15 @@ from redpool.workers.slots import NO_CUT, SlotTable
 log = logging.getLogger("redpool.workers")
 _SIGNALS = {signal.SIGTERM, signal.SIGINT}
 
+STOP_WINDOW = 1.0
+"""Seconds after a first stop signal in which more stop signals are the same request.
+
+`timeout`, for one, signals this process and then its whole process group, so one request
+reaches us twice, microseconds apart; counted as two, it would be a stop at once that hands
+back the tasks in hand. A person asking twice is slower, or is told by the stop's log line
+to wait.
+"""
+
 
 class Supervisor:
     def __init__(
@@ -50,9 +59,15 @@ class Supervisor:
         self.stranded: set[int] = set()
         """Children whose tasks could not be given back: they stay in their in-flight lists."""
         self.signals = 0
+        """Stop requests: 1 = drain and stop, 2 = stop at once."""
+        self._first_signal = 0.0
         self.done = False
         self._ctx = multiprocessing.get_context("fork")
         self._due: dict[str, float] = {}
+        self._joined_ms = 0
+        """This host's start on the Redis clock (its first heartbeat)."""
+        self._waiting_logged = False
+        self._seen_work = False
         self._started = round(time.time(), 3)
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -61,7 +76,8 @@ class Supervisor:
         """Exit code: 0 after a graceful stop or when done, 1 after a stop at once."""
         for sig in _SIGNALS:
             signal.signal(sig, self._on_signal)
-        self._heartbeat()  # registered before any child can hold a task: reapers find it
+        # registered before any child can hold a task: reapers find it
+        self._joined_ms = self._heartbeat()
         for index in range(self.settings.processes):
             self._spawn(index)
         self._heartbeat()  # and now with the children's pids
@@ -79,7 +95,13 @@ class Supervisor:
         return self._shut_down()
 
     def _on_signal(self, _signum: int, _frame: object) -> None:
-        """Only counts: the loop acts on it (1 = drain and stop, 2 = stop at once)."""
+        """Only counts requests: the loop acts on them. A signal within ``STOP_WINDOW`` of
+        the first is that request again, delivered through the process group."""
+        now = time.monotonic()
+        if self.signals == 0:
+            self._first_signal = now
+        elif now - self._first_signal < STOP_WINDOW:
+            return
         self.signals += 1
 
     @property
@@ -105,11 +127,35 @@ class Supervisor:
         if self._every("heartbeat", self.settings.lease / 3):
             self._heartbeat()
             self._reap()
+            self.pipe.expire_producers()
         if self.settings.exit_when_done and not self.stopping and self._every("done", 0.25):
-            state = self.pipe.snapshot()
-            if state.closed and state.idle:
-                log.info("stream closed and nothing left to run; stopping")
-                self.done = True
+            self.done = self._run_done()
+
+    def _run_done(self) -> bool:
+        """``exit_when_done``: the stream is closed and nothing is left to run, in a run this
+        host was up for.
+
+        A run ended before this host started (by the Redis clock), or no run at all, means the
+        host came between runs: it waits for the next one (or exits, without
+        ``wait_for_run``). A run that came and went between two looks still counts, by its end
+        time, and so does one whose work is done but whose sink has not yet marked it ended.
+        """
+        state = self.pipe.snapshot()
+        if not (state.closed and state.idle):
+            self._seen_work = True
+            return False
+        run = state.run
+        ours = run is not None and (run.ended is None or run.ended * 1000 >= self._joined_ms)
+        if self._seen_work or ours:
+            log.info("stream closed and nothing left to run; stopping")
+            return True
+        if not self.settings.wait_for_run:
+            log.info("no run has work for the workers; exiting")
+            return True
+        if not self._waiting_logged:
+            self._waiting_logged = True
+            log.info("no run has work for the workers; waiting for the next")
+        return False
 
     def _shut_down(self) -> int:
         """Deregister, unless some child's tasks could not be given back (on any path: a
@@ -162,7 +208,13 @@ class Supervisor:
 
     def _stop_children(self) -> None:
         if self.signals and not any(self.told_to_stop):
-            log.warning("stopping: finishing the tasks in hand (signal again to stop at once)")
+            log.warning(
+                "stopping: finishing the tasks in hand (signal again, %g s or more after the "
+                "first, to stop at once)",
+                STOP_WINDOW,
+            )
+        # A child may have had the group's SIGTERM already; its handler only sets flags, so
+        # this one is harmless then, and needed when the request was `kill PID` alone.
         for index, proc in enumerate(self.procs):
             if proc is not None and proc.pid is not None and not self.told_to_stop[index]:
                 os.kill(proc.pid, signal.SIGTERM)
@@ -289,8 +341,9 @@ class Supervisor:
             "started": self._started,
         }
 
-    def _heartbeat(self) -> None:
-        self.pipe.heartbeat(self.id, self.settings.lease, self._describe())
+    def _heartbeat(self) -> int:
+        """Renew this host's lease; the Redis time in ms."""
+        return self.pipe.heartbeat(self.id, self.settings.lease, self._describe())
 
     def _reap(self) -> None:
         """Give back the tasks of every host whose lease ran out. Safe when reapers race."""

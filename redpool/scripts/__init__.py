@@ -19,7 +19,19 @@ MAX_BATCH = 5000
 """Most elements one call moves (a push script's unpack() fails somewhere under 8,000 values;
 a batch of that many elements is more than any batch needs)."""
 
-_NAMES = ("push", "take", "promote", "heartbeat", "forget", "lease", "snapshot", "holder")
+_NAMES = (
+    "push",
+    "take",
+    "promote",
+    "heartbeat",
+    "forget",
+    "lease",
+    "snapshot",
+    "holder",
+    "run",
+    "leave",
+    "renew",
+)
 
 
 def source(name: str) -> str:
@@ -38,6 +50,9 @@ class Scripts:
     lease: Script
     snapshot: Script
     holder: Script
+    run: Script
+    leave: Script
+    renew: Script
 
     @classmethod
     def register(cls, client: redis.Redis) -> Scripts:

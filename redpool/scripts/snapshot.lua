@@ -3,7 +3,8 @@
 --
 -- KEYS[1]  tasks list       KEYS[2]  delayed zset     KEYS[3]  results list
 -- KEYS[4]  dead list        KEYS[5]  producers hash   KEYS[6]  stats hash
--- KEYS[7]  leases zset      KEYS[8]  workers hash
+-- KEYS[7]  leases zset      KEYS[8]  workers hash     KEYS[9]  run hash
+-- KEYS[10] producer leases  KEYS[11] last-run string
 -- ARGV[1]  the in-flight key prefix, redpool:{NAME}:inflight:
 -- ARGV[2]  how many elements of a list to read to count its tasks (0: count elements only)
 --
@@ -15,9 +16,10 @@
 -- or counted twice.
 --
 -- Returns {elements, tasks} of the queue, the delayed count, {elements, tasks} of results,
--- dead letters, producers' values, stats (field, value, ...), leases (host, expiry ms, ...),
--- workers (host, description, ...), Redis TIME, {elements, tasks} in flight, 1 when every
--- task count is exact (else 0).
+-- dead letters, producers (id, state, ...), stats (field, value, ...), leases (host, expiry
+-- ms, ...), workers (host, description, ...), Redis TIME, {elements, tasks} in flight, 1 when
+-- every task count is exact (else 0), the run (field, value, ...), producer leases (id,
+-- expiry ms, ...), the last run's summary (JSON, or false).
 local cap = tonumber(ARGV[2])
 local exact = 1
 local function count(key)
@@ -51,11 +53,14 @@ return {
   redis.call('ZCARD', KEYS[2]),
   count(KEYS[3]),
   redis.call('LLEN', KEYS[4]),
-  redis.call('HVALS', KEYS[5]),
+  redis.call('HGETALL', KEYS[5]),
   redis.call('HGETALL', KEYS[6]),
   redis.call('ZRANGE', KEYS[7], 0, -1, 'WITHSCORES'),
   workers,
   redis.call('TIME'),
   held,
   exact,
+  redis.call('HGETALL', KEYS[9]),
+  redis.call('ZRANGE', KEYS[10], 0, -1, 'WITHSCORES'),
+  redis.call('GET', KEYS[11]),
 }

@@ -2,8 +2,8 @@
 
 Every test proves the same promise under a different failure: every submitted task ends
 with exactly one result (ok or error; failures also in the dead list), and nothing is left
-in flight. Waits are on observable state with deadlines; the only sleep is the 10 s outage
-that one test is about.
+in flight. Waits are on observable state with deadlines; the only sleeps are the 10 s outage
+that one test is about and the supervisor's stop window that the signal tests are about.
 """
 
 from __future__ import annotations
@@ -11,12 +11,14 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
+from redpool.workers.supervisor import STOP_WINDOW
 from tests.procs import Host, ids_in, wait_for
 from tests.runs import Run
 
@@ -27,20 +29,42 @@ def by_id(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {str(r["id"]): r for r in results}
 
 
-def stop_at_once(host: Host) -> None:
-    """Two SIGTERMs: the second stops the host at once (exit 1), whatever its children run."""
-    host.signal(signal.SIGTERM)
-    # Two signals sent back to back may reach the process as one; wait until it saw the first.
-    wait_for(lambda: "stopping: finishing" in host.output(), what="the first signal")
-    host.signal(signal.SIGTERM)
-    assert host.wait(timeout=30) == 1
+def stop_at_once(
+    host: Host, send: Callable[[Host], None] = lambda h: h.signal(signal.SIGTERM)
+) -> None:
+    """Two stop requests: the second stops the host at once (exit 1), whatever its children
+    run. ``send`` makes one request."""
+    send(host)
+    wait_for(stopping(host), what="the first request")
+    # The window itself, not a wait for a race: a signal within it is the first request again.
+    time.sleep(STOP_WINDOW)
+    send(host)
+    assert host.wait(timeout=30) == 1, host.output()
 
 
-def gated(run: Run, tmp_path: Path) -> tuple[str, Path]:
+def to_process_and_group(host: Host) -> None:
+    """One SIGTERM as `timeout` sends it: to the process, then to its whole process group
+    (the host's supervisor leads a group of its own, its children in it).
+
+    Sent back to back from here, the two usually merge into one pending signal before the
+    supervisor runs, and the test would prove nothing; so the group's copy goes once the
+    supervisor has handled the first (it logs the stop), still well inside the window.
+    """
+    os.kill(host.proc.pid, signal.SIGTERM)
+    wait_for(stopping(host), timeout=STOP_WINDOW / 2, what="the stop, inside the window")
+    os.killpg(host.proc.pid, signal.SIGTERM)
+
+
+def stopping(host: Host) -> Callable[[], bool]:
+    """Whether the host has logged that it began a graceful stop (it handled a first signal)."""
+    return lambda: "stopping: finishing" in host.output()
+
+
+def gated(run: Run, tmp_path: Path, name: str = "release") -> tuple[str, Path]:
     """Submit a task that blocks until a file exists, then wait until a child runs it."""
-    release = tmp_path / "release"
+    release = tmp_path / name
     gate_id = run.submit("gate", "gated", str(release))
-    wait_for((tmp_path / "release.running").exists, what="a child to run the gate task")
+    wait_for((tmp_path / f"{name}.running").exists, what="a child to run the gate task")
     return gate_id, release
 
 
@@ -102,6 +126,47 @@ def test_second_signal_stops_at_once_and_returns_the_tasks(run: Run, tmp_path: P
     assert run.client.llen(run.key("inflight:{}:{}".format(*holder))) == 0
     queued = run.client.lrange(run.key("tasks"), 0, -1)
     assert gate_id in {task_id for raw in queued for task_id in ids_in(raw)}
+    run.host()
+    release.touch()
+    results = by_id(run.finish())
+    assert results[gate_id]["ok"] is True and "attempts" not in results[gate_id]
+
+
+def test_one_request_signalled_to_process_and_group_is_one_graceful_stop(
+    run: Run, tmp_path: Path
+) -> None:
+    """A SIGTERM that reaches the supervisor twice at once (to it and to its group, as
+    `timeout` sends it) is one request: the tasks in hand finish and are committed, nothing
+    is handed back, exit 0."""
+    host = run.host(processes=2)
+    run.start_sink()
+    gates = [gated(run, tmp_path, f"release{i}") for i in range(2)]  # one in each child
+    holders = {gate_id: run.holding(gate_id) for gate_id, _ in gates}
+    to_process_and_group(host)
+    for _, release in gates:
+        release.touch()
+    assert host.wait(timeout=30) == 0, host.output()
+    assert run.workers() == {}
+    assert int(run.client.hget(run.key("stats"), "requeued") or 0) == 0
+    results = by_id(run.finish())  # exactly one result per task, nothing left in flight
+    for gate_id, holder in holders.items():
+        assert holder is not None
+        assert results[gate_id]["ok"] is True and "attempts" not in results[gate_id]
+        assert results[gate_id]["worker"] == "{}:{}".format(*holder), "run where it was held"
+
+
+def test_a_second_request_after_the_window_stops_at_once(run: Run, tmp_path: Path) -> None:
+    """Requests sent to process and group, the second after the stop window: the second is
+    a second request, so the host stops at once (exit 1) and the task in hand goes back."""
+    host = run.host()
+    run.start_sink()
+    gate_id, release = gated(run, tmp_path)
+    holder = run.holding(gate_id)
+    assert holder is not None
+    stop_at_once(host, to_process_and_group)
+    assert int(run.client.hget(run.key("stats"), "requeued") or 0) == 1
+    queued = run.client.lrange(run.key("tasks"), 0, -1)
+    assert [task_id for raw in queued for task_id in ids_in(raw)] == [gate_id]
     run.host()
     release.touch()
     results = by_id(run.finish())

@@ -365,6 +365,6 @@ def test_sink_follow_drains_until_told_to_stop(
     assert sink.poll() is None  # still following
     sink.send_signal(signal.SIGTERM)
     _, err = sink.communicate(timeout=30)
-    assert sink.returncode == 0 and b"3 result(s): 3 ok, 0 failed" in err
+    assert sink.returncode == 0 and b"stopped following: 3 result(s): 3 ok, 0 failed" in err
     host.signal(signal.SIGTERM)
     assert host.wait() == 0

@@ -22,9 +22,10 @@ from tests.inproc import REGISTRY, child, run_until_idle, sink
 def test_push_is_exactly_once_per_batch_number(any_redis: redis.Redis, pipeline: str) -> None:
     """A push retried after a lost reply does not enqueue twice."""
     pipe = Pipeline(any_redis, pipeline)
-    assert pipe.push("p1", 1, [b"a", b"b"], 2, "t") == (2, None)
-    assert pipe.push("p1", 1, [b"a", b"b"], 2, "t") == (2, None)
-    assert pipe.push("p1", 2, [b"c"], 1, "t") == (3, None)
+    pipe.join("p1", 30)
+    assert pipe.push("p1", 1, [b"a", b"b"], 2, "t", 30) == (2, None)
+    assert pipe.push("p1", 1, [b"a", b"b"], 2, "t", 30) == (2, None)
+    assert pipe.push("p1", 2, [b"c"], 1, "t", 30) == (3, None)
     assert pipe.snapshot().submitted == 3
 
 
@@ -35,7 +36,7 @@ def test_closed_producer_cannot_push(any_redis: redis.Redis, pipeline: str) -> N
     with pytest.raises(StreamClosed):
         p.submit("echo", 2)
     with pytest.raises(StreamClosed):  # the script refuses too, not only this object
-        Pipeline(any_redis, pipeline).push(p.id, 99, [b"x"], 1, "echo")
+        Pipeline(any_redis, pipeline).push(p.id, 99, [b"x"], 1, "echo", 30)
 
 
 def test_stream_closes_only_when_every_producer_closed(
@@ -71,7 +72,8 @@ def test_take_returns_what_is_held_before_taking_more(
 ) -> None:
     """A take whose reply was lost is repeated: the holder gets the same items back."""
     pipe = Pipeline(any_redis, pipeline)
-    pipe.push("p", 1, [b"1", b"2", b"3"], 3, "t")
+    pipe.join("p", 30)
+    pipe.push("p", 1, [b"1", b"2", b"3"], 3, "t", 30)
     holding = pipe.keys.inflight("w", 0)
     first = pipe.take(holding, 2, block=None)
     again = pipe.take(holding, 0, block=None)
@@ -124,7 +126,7 @@ def test_ack_twice_counts_once(any_redis: redis.Redis, pipeline: str) -> None:
     pipe = Pipeline(any_redis, pipeline)
     any_redis.rpush(pipe.keys.results, b"r1", b"r2")
     taken = pipe.take_results(10, block=None)
-    assert pipe.ack(taken, 2) == 1 and pipe.ack(taken, 2) == 2  # the second: a lost reply
+    assert pipe.ack(taken, 2, 2) == 1 and pipe.ack(taken, 2, 2) == 2  # the second: a lost reply
     assert pipe.snapshot().drained == 2
 
 
@@ -150,7 +152,8 @@ def test_give_back_charges_only_the_running_task_and_kills_a_poison_one(
 def test_due_retries_are_promoted(any_redis: redis.Redis, pipeline: str) -> None:
     pipe = Pipeline(any_redis, pipeline)
     holding = pipe.keys.inflight("w", 0)
-    pipe.push("p", 1, [b"x"], 1, "t")
+    pipe.join("p", 30)
+    pipe.push("p", 1, [b"x"], 1, "t", 30)
     taken = pipe.take(holding, 1, block=None)
     outcome = Outcome(retries=[(0, b"due"), (2**40, b"later")])
     assert pipe.commit(holding, taken, 1, outcome) == 1
@@ -225,7 +228,8 @@ def test_a_snapshot_counts_every_registered_hosts_tasks_in_flight(
     pipe = Pipeline(any_redis, pipeline)
     pipe.heartbeat("h1", 10, {"processes": 2})
     pipe.heartbeat("h2", 10, {"processes": "garbage"})
-    pipe.push("p", 1, [b"a", b"b", b"c"], 3, "t")
+    pipe.join("p", 30)
+    pipe.push("p", 1, [b"a", b"b", b"c"], 3, "t", 30)
     pipe.take(pipe.keys.inflight("h1", 1), 2, block=None)
     state = pipe.snapshot()
     assert (state.backlog, state.in_flight, state.idle) == (1, 2, False)

@@ -1,0 +1,84 @@
+"""Which pipelines one Redis holds: what ``redpool status`` lists, and the check that the
+pipeline it is asked about is there.
+
+A pipeline exists while any key of it does. They are found with SCAN over every pipeline's
+keys (never KEYS, which would stop Redis for the whole keyspace at once).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import redis
+
+from redpool.connection import Outage, address
+from redpool.errors import ConfigError
+from redpool.keys import EVERY_PIPELINE, pipeline_of
+from redpool.pipeline import Pipeline, RedisTarget, client_for
+from redpool.state import Snapshot
+
+
+@dataclass(frozen=True)
+class Survey:
+    """Every pipeline of one Redis, each with its snapshot (counts in tasks)."""
+
+    where: str
+    """The Redis, as a URL without its password."""
+    pipelines: dict[str, Snapshot]
+    """By name, in name order."""
+    cluster: bool = False
+    """The Redis is a Redis Cluster node: only the pipelines whose slots it serves are here."""
+
+
+class Catalog:
+    """The pipelines of one Redis."""
+
+    def __init__(self, client: redis.Redis, *, log: logging.Logger | None = None) -> None:
+        self.client = client
+        self.where = address(client)
+        self.log = log or logging.getLogger("redpool")
+        self._outage = Outage(self.log, where=self.where)
+
+    @classmethod
+    def connect(cls, target: RedisTarget, *, log: logging.Logger | None = None) -> Catalog:
+        """Connect (waiting up to the settings' ``wait`` for Redis), or use a given client."""
+        return cls(client_for(target), log=log)
+
+    def names(self) -> list[str]:
+        """The names of the pipelines that have a key here, sorted."""
+
+        def scan() -> set[str]:
+            keys = self.client.scan_iter(match=EVERY_PIPELINE, count=1000)
+            return {name for name in map(pipeline_of, keys) if name is not None}
+
+        return sorted(self._outage.call(scan))
+
+    def find(self, name: str) -> Pipeline:
+        """Pipeline ``name``, or a ConfigError naming the pipelines there are."""
+        pipe = Pipeline(self.client, name, log=self.log)
+        if pipe.exists():
+            return pipe
+        names = self.names()
+        there = f"pipelines there: {', '.join(names)}" if names else "no pipelines there"
+        raise ConfigError(f"no pipeline {name!r} in Redis at {self.where} ({there})")
+
+    def survey(self) -> Survey:
+        """Every pipeline here and its snapshot."""
+        pipelines = {
+            name: Pipeline(self.client, name, log=self.log).snapshot(count_tasks=True)
+            for name in self.names()
+        }
+        return Survey(self.where, pipelines, self.cluster())
+
+    def cluster(self) -> bool:
+        """This Redis is a Redis Cluster node (False when it will not say: a user the ACL does
+        not allow INFO, a server without it)."""
+
+        def ask() -> bool:
+            try:
+                return bool(self.client.info("cluster").get("cluster_enabled"))
+            except redis.ResponseError:
+                return False
+
+        return self._outage.call(ask)
