@@ -1,7 +1,8 @@
 """Answers: how tasks end (results, dead letters) and what a worker writes back for a batch.
 
 A single task's element of the results list is one result object: ``{"id", "ok", "value" |
-"error", "attempts"?, "ms", "task", "worker", "producer"?}``. A chunk's is a header and one
+"error", "attempts"?, "ms", "rerun"?, "task", "worker", "producer"?}`` (``rerun``: the k-th
+re-run of that id by ``dead retry``). A chunk's is a header and one
 answer per line, each a result object but for the fields the header holds::
 
     {"n":2,"task":"add","producer":"P","worker":"W","ok":1,"failed":1,"results":[
@@ -79,8 +80,10 @@ def _json(value: Any) -> str:
 class Answers:
     """The answers to one element of the tasks list, written as they come."""
 
-    def __init__(self, name: str, producer: str | None, worker: str) -> None:
+    def __init__(self, name: str, producer: str | None, worker: str, rerun: int = 0) -> None:
         self.name, self.producer, self.worker = name, producer, worker
+        self.rerun = rerun
+        """Which re-run of its id a single task is (``dead retry``): its answer says so."""
         self.lines: list[str] = []
         self.ok = self.failed = 0
         self._task = codec.dumps(name).decode()
@@ -142,7 +145,10 @@ class Answers:
     def element(self, single: bool) -> bytes:
         """The element of the results list: the one answer of a single task, else a chunk's."""
         if single and len(self.lines) == 1:
-            return (self.lines[0][:-1] + shared(self.name, self.worker, self.producer)).encode()
+            tail = shared(self.name, self.worker, self.producer)
+            if self.rerun:
+                tail = f',"rerun":{self.rerun}' + tail
+            return (self.lines[0][:-1] + tail).encode()
         head = f'{{"n":{len(self.lines)},"task":{self._task}'
         if self.producer is not None:
             head += f',"producer":{_id(self.producer)}'

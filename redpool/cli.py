@@ -16,6 +16,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import click
 
+from redpool.deadletters import Selection
 from redpool.errors import ConfigError, RedpoolError, SettingError
 from redpool.keys import COMPLETE, DEFAULT_PIPELINE, check_pipeline_name
 from redpool.pipeline import Pipeline
@@ -24,6 +25,7 @@ from redpool.producer.producer import Chunksize
 from redpool.settings import DEFAULT_URL, RedisSettings
 from redpool.sink import SinkSettings
 from redpool.sink.sink import NO_RUN, STOPPED, Summary
+from redpool.state import OPEN
 from redpool.workers.settings import WorkerSettings
 
 P = ParamSpec("P")
@@ -363,6 +365,53 @@ def run(
     )
 
 
+@cli.command()
+@common
+@click.option(
+    "--producer", "producers", multiple=True, help="Close only this producer (repeatable)."
+)
+def close(options: Common, producers: tuple[str, ...]) -> None:
+    """Close the stream by hand: every open producer of the current run (or those named) is
+    marked closed, as if it had finished; their submitted tasks still run. For a producer
+    that will never come back, when waiting out its lease is not wanted."""
+    from redpool.catalog import Catalog
+
+    pipe = Catalog.connect(options.redis).find(options.pipeline)
+    open_now = [p.id for p in pipe.snapshot().producers_in(OPEN)]
+    unknown = sorted(set(producers) - set(open_now))
+    if unknown:
+        there = ", ".join(open_now) or "none"
+        raise ConfigError(f"no open producer {', '.join(unknown)} (open ones: {there})")
+    closed = [p for p in (producers or open_now) if pipe.close(p)]
+    if not closed:
+        click.echo(f"redpool: no open producer in pipeline {options.pipeline!r}", err=True)
+    for p in closed:
+        click.echo(f"redpool: closed producer {p}", err=True)
+
+
+@cli.command()
+@common
+@click.option("--force", is_flag=True, help="Even with live workers or a run going on.")
+def purge(options: Common, force: bool) -> None:
+    """Delete every key of the pipeline: queue, results, dead letters, runs, counters."""
+    from redpool.catalog import Catalog
+
+    pipe = Catalog.connect(options.redis).find(options.pipeline)
+    state = pipe.snapshot()
+    busy = []
+    if state.workers:
+        busy.append(f"{len(state.workers)} live worker host(s)")
+    if state.run is not None and not state.run.over:  # tasks to run or results to drain
+        busy.append(f"run {state.run.id} not yet over")
+    if busy and not force:
+        raise ConfigError(
+            f"pipeline {options.pipeline!r} has {' and '.join(busy)}: stop them first, or "
+            "purge --force"
+        )
+    gone = pipe.purge()
+    click.echo(f"redpool: pipeline {options.pipeline!r}: {gone} key(s) deleted", err=True)
+
+
 @cli.group()
 def dead() -> None:
     """Inspect, retry or purge dead letters."""
@@ -381,19 +430,41 @@ def dead_list(options: Common, limit: int, as_json: bool) -> None:
     print_dead(_pipeline(options), limit, as_json)
 
 
+def _selection(f: Callable[..., Any]) -> Callable[..., Any]:
+    """--id, --task, --reason: which dead letters a command takes (every one by default)."""
+    f = click.option(
+        "--reason", default=None, help="Only letters whose reason or error contains this text."
+    )(f)
+    f = click.option("--task", "task_name", default=None, help="Only letters of this task.")(f)
+    return click.option(
+        "--id", "ids", multiple=True, help="Only the letter of this task id (repeatable)."
+    )(f)
+
+
+def _chosen(ids: tuple[str, ...], task_name: str | None, reason: str | None) -> Selection:
+    return Selection(frozenset(ids), task_name, reason)
+
+
 @dead.command("retry")
 @common
-def dead_retry(options: Common) -> None:
-    """Send every dead task back for another run."""
-    report = _pipeline(options).retry_dead()
+@_selection
+def dead_retry(
+    options: Common, ids: tuple[str, ...], task_name: str | None, reason: str | None
+) -> None:
+    """Send the chosen dead tasks (all by default) back as re-runs: each result line of a
+    re-run says "rerun": K, so it is told from the first one."""
+    report = _pipeline(options).retry_dead(_chosen(ids, task_name, reason))
     click.echo(f"redpool: {report.retried} task(s) sent back; {report.kept} unrunnable kept")
 
 
 @dead.command("purge")
 @common
-def dead_purge(options: Common) -> None:
-    """Drop every dead letter."""
-    count = _pipeline(options).purge_dead()
+@_selection
+def dead_purge(
+    options: Common, ids: tuple[str, ...], task_name: str | None, reason: str | None
+) -> None:
+    """Drop the chosen dead letters (all by default)."""
+    count = _pipeline(options).purge_dead(_chosen(ids, task_name, reason))
     click.echo(f"redpool: {count} dead letter(s) dropped")
 
 

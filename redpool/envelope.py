@@ -332,16 +332,21 @@ def _run_head(raw: bytes) -> dict[str, Any] | None:
     return body if isinstance(body, dict) else None
 
 
-def with_attempts(raw: bytes, attempts: int) -> bytes:
-    """The same single task with its attempt count set; every other field kept as it was.
+def rerun_of(body: dict[str, Any]) -> int:
+    """Which re-run of its id a task is (0: the first run); a bad value counts as 0."""
+    rerun = body.get("rerun", 0)
+    return rerun if type(rerun) is int and rerun > 0 else 0
+
+
+def as_rerun(raw: bytes) -> bytes:
+    """The same single task sent again by ``dead retry``: no attempts yet, and ``"rerun"``
+    one more than before; every other field kept as it was.
 
     Raises NotJSON when the payload parses but cannot be written again (nesting deeper than
-    the encoder allows): the caller dead-letters it."""
+    the encoder allows): the caller keeps its dead letter."""
     body = codec.loads(raw)
-    if attempts:
-        body["attempts"] = attempts
-    else:
-        body.pop("attempts", None)
+    body.pop("attempts", None)
+    body["rerun"] = rerun_of(body) + 1
     return codec.dumps(body)
 
 

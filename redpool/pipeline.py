@@ -24,7 +24,7 @@ from redpool.answers import Outcome
 from redpool.connection import Outage, address, connect, never, redis_ms
 from redpool.envelope import split_at, tasks_in
 from redpool.errors import RedisRefused, StreamClosed
-from redpool.keys import ABANDONED, ABORTED, CLOSED, KEEP_RUN, Keys, Stat
+from redpool.keys import ABANDONED, ABORTED, CLOSED, KEEP_RUN, Keys, Stat, instance_id
 from redpool.scripts import MAX_BATCH as MAX_BATCH
 from redpool.scripts import Scripts
 from redpool.settings import RedisSettings
@@ -141,7 +141,6 @@ class Pipeline:
         tasks: int,
         name: str,
         lease: float,
-        reruns: int = 0,
     ) -> tuple[int, float | None]:
         """push.lua: a producer's numbered batch, exactly once; renews its lease. Returns the
         queue's length in elements (for backpressure) and the microseconds per task workers
@@ -149,7 +148,7 @@ class Pipeline:
         producer is not open in the current run (it left, or was called abandoned)."""
         k = self.keys
         keys = [k.tasks, k.producers, k.stats, k.pace, k.producer_leases]
-        args = [producer, batch, tasks, name, int(lease * 1000), reruns, *elements]
+        args = [producer, batch, tasks, name, int(lease * 1000), *elements]
         try:
             backlog, pace = self._call(self._scripts.push, keys=keys, args=args)
         except RedisRefused as exc:
@@ -418,6 +417,11 @@ class Pipeline:
         mark = self._call(self.client.hget, self.keys.outputs, name)
         return int(cast(bytes, mark)) if mark is not None else None
 
+    def record_output(self, name: str, mark: int) -> None:
+        """Record where output ``name``'s acknowledged results end, outside an ack (a sink's
+        first use of a file: its size then)."""
+        self._call(self.client.hset, self.keys.outputs, name, mark)
+
     def results_waiting(self) -> int:
         """Answers in the results list by the counters: what workers wrote less what the sink
         took (one small read; the workers' bound)."""
@@ -476,18 +480,30 @@ class Pipeline:
     def dead_count(self) -> int:
         return int(self._call(self.client.llen, self.keys.dead))
 
-    def retry_dead(self) -> deadletters.RetryReport:
-        """Every dead task back to the queue with a fresh attempt count (under WATCH)."""
-        return cast(
-            deadletters.RetryReport, self._call(deadletters.retry_all, self.client, self.keys)
-        )
+    def retry_dead(
+        self, chosen: deadletters.Selection = deadletters.EVERY, lease: float = 30.0
+    ) -> deadletters.RetryReport:
+        """The chosen dead tasks back to the queue as re-runs (see `deadletters.retry`).
 
-    def purge_dead(self) -> int:
-        """Drop the dead letters there are now; returns how many. LTRIM removes exactly the
-        ones counted, so a letter written in between stays."""
-        count = int(self._call(self.client.llen, self.keys.dead))
-        self._call(self.client.ltrim, self.keys.dead, count, -1)
-        return count
+        A re-run is a producer of the run: it joins (starting the next run when the last one
+        ended), moves the tasks, and closes, so the run's sink waits for their results and a
+        run does not end with re-runs still going."""
+        if not self._call(deadletters.matching, self.client, self.keys, chosen):
+            return deadletters.RetryReport(0, 0)
+        producer = f"rerun-{instance_id()}"
+        self.join(producer, lease)
+        try:
+            report = self._call(deadletters.retry, self.client, self.keys, chosen)
+        except BaseException:
+            self.abort(producer, "dead retry failed")
+            raise
+        self.close(producer)
+        return cast(deadletters.RetryReport, report)
+
+    def purge_dead(self, chosen: deadletters.Selection = deadletters.EVERY) -> int:
+        """Drop the chosen dead letters there are now; returns how many (a letter written in
+        between stays)."""
+        return int(self._call(deadletters.purge, self.client, self.keys, chosen))
 
 
 def client_for(target: RedisTarget) -> redis.Redis:

@@ -160,7 +160,11 @@ class Sink:
         results end, dropping what a sink that died wrote but did not acknowledge (it is
         still held, and is written again now): each result is in the file once."""
         if isinstance(self.handler, Resumable):
-            cut = self.handler.cut_back(self.pipe.output_mark(self.handler.name))
+            recorded = self.pipe.output_mark(self.handler.name)
+            if recorded is None:  # first use: a crash before the first ack cuts back to here
+                self.pipe.record_output(*self.handler.mark())
+                return
+            cut = self.handler.cut_back(recorded)
             if cut:
                 log.warning(
                     "%s: cut %d byte(s) a sink wrote but did not acknowledge; they follow again",

@@ -31,6 +31,7 @@ from redpool.envelope import (
     encode_task,
     parse_unit,
     read_item,
+    rerun_of,
     tasks_in,
 )
 from redpool.errors import PayloadError, TaskTimeout
@@ -122,7 +123,8 @@ class Executor:
         if position and self._unknown(unit):
             out.stopped_at = position  # commit what ran before starting what may be slow
             return position
-        answers = Answers(unit.task, unit.producer, self.worker)
+        rerun = rerun_of(unit.body) if unit.single else 0
+        answers = Answers(unit.task, unit.producer, self.worker, rerun)
         task = self.registry.get(unit.task)
         if task is None:
             reason = f"unknown task {unit.task!r} (not registered with this worker)"

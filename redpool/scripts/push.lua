@@ -10,8 +10,7 @@
 -- ARGV[3]  how many tasks the batch holds (its elements are single tasks or chunks)
 -- ARGV[4]  the task name whose pace the producer wants back
 -- ARGV[5]  the producer's lease, in ms (a push renews it)
--- ARGV[6]  how many of the batch's tasks are re-runs of dead tasks (usually 0)
--- ARGV[7 ..] task elements
+-- ARGV[6 ..] task elements
 --
 -- A producer's state (see run.lua) is the number of its last batch while it is open. A
 -- batch number not above it is a retry whose first try went through (its reply was lost
@@ -25,13 +24,10 @@ if not (last and tonumber(last)) then
   return redis.error_reply('STREAMCLOSED producer ' .. ARGV[1] .. ': ' .. why)
 end
 if tonumber(last) < tonumber(ARGV[2]) then
-  for i = 7, #ARGV, 1000 do
+  for i = 6, #ARGV, 1000 do
     redis.call('RPUSH', KEYS[1], unpack(ARGV, i, math.min(i + 999, #ARGV)))
   end
   redis.call('HINCRBY', KEYS[3], 'submitted', ARGV[3])
-  if tonumber(ARGV[6]) > 0 then
-    redis.call('HINCRBY', KEYS[3], 'reruns', ARGV[6])
-  end
   redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 end
 local now = redis.call('TIME')

@@ -9,6 +9,7 @@ import pytest
 import redis
 
 from redpool.answers import Outcome
+from redpool.deadletters import Selection
 from redpool.envelope import encode_task
 from redpool.errors import SettingError, StreamClosed
 from redpool.holding import Taken
@@ -263,3 +264,53 @@ def test_a_child_warns_only_when_its_batch_was_taken_away(
         p.submit("echo", 1)
     assert c.tick() == 1
     assert ("given back while they ran" in caplog.text) is warned
+
+
+def test_dead_retry_takes_the_chosen_letters_as_reruns_of_the_run(
+    any_redis: redis.Redis, pipeline: str
+) -> None:
+    """``dead retry --id``: only that task goes back; its new answer says it is re-run 1 and
+    the run's sink waits for it (it counts as submitted, and the re-run is a producer of the
+    run); the other letters stay, in order. ``dead purge --reason`` drops by text."""
+    pipe = Pipeline(any_redis, pipeline)
+    with Producer(any_redis, pipeline) as p:
+        p.map("boom", [1, 2])
+        p.submit("add", 1, "x")  # wrong types: TypeError in the task
+    assert run_until_idle(child(any_redis, pipeline)) == 3
+    assert sink(any_redis, pipeline).run().failed == 3
+    first = pipe.dead_letters()
+    assert [d["id"] for d in first] == [f"{p.id}-1", f"{p.id}-2", f"{p.id}-3"]
+
+    report = pipe.retry_dead(Selection(ids=frozenset({f"{p.id}-2"})))
+    assert (report.retried, report.kept, report.submitted) == (1, 0, 1)
+    assert [d["id"] for d in pipe.dead_letters()] == [f"{p.id}-1", f"{p.id}-3"]
+    state = pipe.snapshot()
+    assert state.run is not None and state.run.id == 2, "a re-run after the run ended is a run"
+    assert state.submitted == 1 and state.stats[Stat.RERUNS] == 1 and state.closed
+    assert run_until_idle(child(any_redis, pipeline)) == 1
+    seen: list[dict[str, Any]] = []
+    summary = sink(any_redis, pipeline, lambda r: seen.append(orjson.loads(r.raw))).run()
+    assert summary.outcome == "complete" and summary.failed == 1
+    assert [(r["id"], r["rerun"]) for r in seen] == [(f"{p.id}-2", 1)]
+
+    assert pipe.purge_dead(Selection(reason="TypeError")) == 1
+    assert [d["id"] for d in pipe.dead_letters()] == [f"{p.id}-1", f"{p.id}-2"]
+    assert pipe.retry_dead(Selection(task="add")).retried == 0
+    assert pipe.purge_dead() == 2 and pipe.dead_letters() == []
+
+
+def test_a_producer_that_fails_aborts_its_part_and_the_run_ends_incomplete(
+    any_redis: redis.Redis, pipeline: str
+) -> None:
+    """An exception inside ``with Producer``: what it submitted still runs and is drained,
+    but its part of the stream is aborted, not closed, and the run ends incomplete (it used to
+    close as if the input had ended)."""
+    with pytest.raises(RuntimeError), Producer(any_redis, pipeline) as p:
+        p.map("echo", [1, 2])
+        raise RuntimeError("input went away")
+    (producer,) = Pipeline(any_redis, pipeline).snapshot().producers
+    assert (producer.state, producer.reason) == ("aborted", "RuntimeError: input went away")
+    assert run_until_idle(child(any_redis, pipeline)) == 2
+    summary = sink(any_redis, pipeline).run()
+    assert summary.ok == 2 and summary.outcome == "incomplete" and not summary.complete
+    assert [(s.id, s.state) for s in summary.short] == [(p.id, "aborted")]

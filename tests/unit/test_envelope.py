@@ -7,6 +7,7 @@ import pytest
 
 from redpool.envelope import (
     MAX_CHUNK,
+    as_rerun,
     encode_listed,
     encode_run,
     encode_run_json,
@@ -17,7 +18,6 @@ from redpool.envelope import (
     read_item,
     split_at,
     tasks_in,
-    with_attempts,
 )
 from redpool.errors import PayloadError
 
@@ -136,11 +136,14 @@ def test_a_chunk_over_the_limit_is_refused() -> None:
         parse_unit(raw)
 
 
-def test_with_attempts_keeps_other_fields() -> None:
-    raw = encode_task("i", "t", [1], {}, producer="p")
-    again = with_attempts(raw, 2)
-    assert orjson.loads(again)["attempts"] == 2
-    assert orjson.loads(with_attempts(again, 0)) == orjson.loads(raw)
+def test_a_rerun_counts_up_starts_its_attempts_again_and_keeps_other_fields() -> None:
+    raw = encode_task("i", "t", [1], {"k": 2}, producer="p", attempts=3)
+    once = orjson.loads(as_rerun(raw))
+    assert once["rerun"] == 1 and "attempts" not in once
+    assert {k: v for k, v in once.items() if k != "rerun"} == {
+        k: v for k, v in orjson.loads(raw).items() if k != "attempts"
+    }
+    assert orjson.loads(as_rerun(as_rerun(raw)))["rerun"] == 2
 
 
 def test_big_integers_survive_both_ways() -> None:
