@@ -17,7 +17,7 @@ from tests.redis_server import RedisServer
 
 
 def stats(client: redis.Redis, pipeline: str) -> dict[str, int]:
-    raw = client.hgetall(f"redpool:{{{pipeline}}}:stats")
+    raw: dict[bytes, bytes] = client.hgetall(f"redpool:{{{pipeline}}}:stats")  # type: ignore[assignment]
     return {k.decode(): int(v) for k, v in raw.items()}
 
 
