@@ -7,7 +7,6 @@ imported when its subcommand runs.
 from __future__ import annotations
 
 import functools
-import logging
 import signal
 import sys
 from collections.abc import Callable
@@ -16,12 +15,14 @@ from typing import Any, ParamSpec, TypeVar
 
 import click
 
+from redpool import logs
 from redpool.deadletters import Selection
 from redpool.errors import ConfigError, RedpoolError, SettingError
 from redpool.keys import COMPLETE, DEFAULT_PIPELINE, check_pipeline_name
 from redpool.pipeline import Pipeline
 from redpool.producer import ProducerSettings
 from redpool.producer.producer import Chunksize
+from redpool.progress import progress
 from redpool.settings import DEFAULT_URL, RedisSettings
 from redpool.sink import SinkSettings
 from redpool.sink.sink import NO_RUN, STOPPED, Summary
@@ -51,10 +52,13 @@ class Common:
 
 
 def common(fn: Callable[..., R]) -> Callable[..., R]:
-    """--redis, --pipeline, --wait-for-redis and -v, handed to the command as one `Common`."""
+    """--redis, --pipeline, --wait-for-redis, -v and --log-json, handed to the command as one
+    `Common`."""
 
     @functools.wraps(fn)
-    def wrapper(*, redis_url: str, pipeline: str, wait: float, verbose: bool, **rest: Any) -> R:
+    def wrapper(
+        *, redis_url: str, pipeline: str, wait: float, verbose: bool, log_json: bool, **rest: Any
+    ) -> R:
         context = click.get_current_context()
         given = {
             name
@@ -68,10 +72,7 @@ def common(fn: Callable[..., R]) -> Callable[..., R]:
             redis_given="redis_url" in given,
             pipeline_given="pipeline" in given,
         )
-        logging.basicConfig(
-            format="redpool: %(message)s",
-            level=logging.INFO if options.verbose else logging.WARNING,
-        )
+        logs.configure(verbose, log_json)
         return fn(options, **rest)
 
     decorated: Callable[..., R] = wrapper
@@ -101,6 +102,7 @@ def common(fn: Callable[..., R]) -> Callable[..., R]:
                 help="Seconds to wait for Redis at start.",
             ),
             click.option("-v", "--verbose", is_flag=True, help="Log progress, not only problems."),
+            click.option("--log-json", is_flag=True, help="Log one JSON object per line."),
         ]
     ):
         decorated = option(decorated)
@@ -112,6 +114,17 @@ def _checked(name: str) -> str:
         return check_pipeline_name(name)
     except ConfigError as exc:
         raise click.BadParameter(str(exc)) from None
+
+
+def _quiet_option(fn: Callable[P, R]) -> Callable[P, R]:
+    return click.option(
+        "-q", "--quiet", is_flag=True, help="No live progress line (none is drawn off a terminal)."
+    )(fn)
+
+
+def _to_terminal(output: str) -> bool:
+    """Results go to the terminal the progress line would be drawn on."""
+    return output == "-" and sys.stdout.isatty()
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -256,6 +269,7 @@ def _worker_settings(processes: int | None, **options: Any) -> WorkerSettings:
     show_default=True,
     help="Seconds after which a silent producer is presumed dead (its part of the run ends).",
 )
+@_quiet_option
 def produce(
     options: Common,
     task_name: str,
@@ -264,6 +278,7 @@ def produce(
     chunksize: Chunksize,
     linger: float,
     lease: float,
+    quiet: bool,
 ) -> None:
     """Submit one task per JSON line, then close the stream (on an error, Ctrl-C or SIGTERM:
     abort it; what was submitted still runs)."""
@@ -273,7 +288,8 @@ def produce(
         max_backlog=max_backlog, chunksize=chunksize, linger=linger, lease=lease
     )
     signal.signal(signal.SIGTERM, _interrupt)  # a stop, like Ctrl-C: the producer aborts
-    count, bad = produce_file(options.redis, options.pipeline, task_name, input_path, settings)
+    with progress(options.redis, options.pipeline, "submitted", quiet):
+        count, bad = produce_file(options.redis, options.pipeline, task_name, input_path, settings)
     click.echo(f"redpool: submitted {count} task(s) to pipeline {options.pipeline!r}", err=True)
     if bad:
         raise ConfigError(f"{bad} bad input line(s) skipped")
@@ -285,14 +301,18 @@ def produce(
 @click.option("--follow", is_flag=True, help="Keep draining, run after run.")
 @_between_runs_option
 @click.option("--fsync", is_flag=True, help="fsync the output file before each acknowledgement.")
-def sink(options: Common, output: str, follow: bool, exit_between_runs: bool, fsync: bool) -> None:
+@_quiet_option
+def sink(
+    options: Common, output: str, follow: bool, exit_between_runs: bool, fsync: bool, quiet: bool
+) -> None:
     """Write one JSON line per result; exit once the run is done (exit 3 when it ended
     incomplete or the sink was stopped first). With --follow, run after run until a signal
     (then exit 0)."""
     from redpool.sink.run import sink_to
 
     settings = SinkSettings(wait_for_run=not exit_between_runs)
-    summary = sink_to(options.redis, options.pipeline, output, follow, settings, fsync)
+    with progress(options.redis, options.pipeline, "drained", quiet or _to_terminal(output)):
+        summary = sink_to(options.redis, options.pipeline, output, follow, settings, fsync)
     click.echo(f"redpool: {describe(summary, follow)}", err=True)
     if summary.outcome not in (COMPLETE, NO_RUN) and not (follow and summary.outcome == STOPPED):
         sys.exit(EXIT_INCOMPLETE)
@@ -319,15 +339,32 @@ def describe(summary: Summary, follow: bool = False) -> str:
 @cli.command()
 @common
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def status(options: Common, as_json: bool) -> None:
-    """Every pipeline in one line each; with --pipeline, that one's backlog, in flight, done,
-    failed, dead, and its live workers."""
+@click.option(
+    "--watch",
+    "interval",
+    type=click.FloatRange(min=0.1),
+    is_flag=False,
+    flag_value=1.0,
+    default=None,
+    help="Redraw in place every N seconds (default 1), with rates, until Ctrl-C.",
+)
+def status(options: Common, as_json: bool, interval: float | None) -> None:
+    """Every pipeline in one line each; with --pipeline, that one's run, producers, backlog,
+    in flight, done, failed, dead, and its live workers."""
     from redpool.catalog import Catalog
-    from redpool.report import print_pipelines, print_status
+    from redpool.report import print_pipelines, print_status, watch_pipelines, watch_status
 
+    if interval is not None and as_json:
+        raise click.UsageError("--watch draws for a person; --json is for programs: pick one")
     catalog = Catalog.connect(options.redis)
     if options.pipeline_given:
-        print_status(catalog.find(options.pipeline), as_json)
+        pipe = catalog.find(options.pipeline)
+        if interval is not None:
+            watch_status(pipe, interval)
+        else:
+            print_status(pipe, as_json)
+    elif interval is not None:
+        watch_pipelines(catalog, interval)
     else:
         print_pipelines(catalog.survey(), as_json)
 
@@ -339,6 +376,7 @@ def status(options: Common, as_json: bool) -> None:
 @click.option("--input", "input_path", required=True, help="JSON Lines file, or - for stdin.")
 @click.option("--output", default="-", show_default=True, help="File to write, or -.")
 @_chunksize_option
+@_quiet_option
 def run(
     options: Common,
     tasks_module: str,
@@ -347,6 +385,7 @@ def run(
     input_path: str,
     output: str,
     chunksize: Chunksize,
+    quiet: bool,
 ) -> None:
     """Producer, worker pool and sink on this machine; a private Redis unless --redis."""
     from redpool.demo import run_all
@@ -362,6 +401,7 @@ def run(
         output,
         _worker_settings(processes, exit_when_done=True),
         ProducerSettings(chunksize=chunksize),
+        quiet or _to_terminal(output),
     )
 
 

@@ -20,6 +20,7 @@ from redpool.errors import ConfigError, RedpoolError
 from redpool.pipeline import Pipeline
 from redpool.producer import ProducerSettings
 from redpool.producer.run import produce_file
+from redpool.progress import progress
 from redpool.registry import Registry
 from redpool.settings import RedisSettings
 from redpool.sink import Sink
@@ -37,6 +38,7 @@ def run_all(
     output: str,
     settings: WorkerSettings,
     producing: ProducerSettings,
+    quiet: bool = True,
 ) -> None:
     registry = Registry.load(tasks_module)  # fail here, in one line, not in the pool
     if registry.get(task_name) is None:
@@ -65,7 +67,8 @@ def run_all(
         out = JsonLines(stream) if output == "-" else JsonLinesFile(stream, output)
         sink = Sink(redis, pipeline, out, flush=out.flush)
         threading.Thread(target=_watch, args=(pool, sink), daemon=True).start()
-        summary = sink.run()
+        with progress(redis, pipeline, "drained", quiet):
+            summary = sink.run()
         feeder.join()
         if "error" in produced:
             raise ConfigError(f"producer failed: {produced['error']}")

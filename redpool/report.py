@@ -9,7 +9,7 @@ import click
 import orjson
 
 from redpool import codec
-from redpool.catalog import Survey
+from redpool.catalog import Catalog, Survey
 from redpool.pipeline import Pipeline
 from redpool.state import OPEN, ProducerInfo, Snapshot
 
@@ -21,14 +21,45 @@ def print_status(pipe: Pipeline, as_json: bool) -> None:
     if as_json:
         click.echo(orjson.dumps(state.as_dict(), option=orjson.OPT_INDENT_2).decode())
         return
+    click.echo(status_text(pipe.name, state))
+
+
+def watch_status(pipe: Pipeline, interval: float) -> None:
+    """``status --watch``: the status redrawn in place, with the pipeline's rate and each
+    host's (from the answers count in its heartbeats)."""
+    from redpool.progress import Rate, watch
+
+    overall = Rate()
+    hosts: dict[str, Rate] = {}
+
+    def render() -> str:
+        state = pipe.snapshot(count_tasks=True)
+        now = time.time()
+        done = state.stats.get("ok", 0) + state.stats.get("failed", 0)
+        rates = {
+            w.id: hosts.setdefault(w.id, Rate()).see(w.done, round(now - w.heartbeat_age, 1))
+            for w in state.workers
+        }
+        return status_text(pipe.name, state, overall.see(done, now), rates)
+
+    watch(render, interval)
+
+
+def status_text(
+    name: str,
+    state: Snapshot,
+    rate: float | None = None,
+    host_rates: dict[str, float | None] | None = None,
+) -> str:
+    """What ``status`` prints for one pipeline; with rates (tasks/s) when watching."""
     d = state.as_dict()
-    click.echo(f"pipeline {pipe.name!r}: {_run_line(state)}")
-    for p in state.producers:
-        click.echo(f"  producer {p.id:<28} {_producer_line(p)}")
+    lines = [f"pipeline {name!r}: {_run_line(state)}"]
+    lines += [f"  producer {p.id:<28} {_producer_line(p)}" for p in state.producers]
     if state.last_run:
-        click.echo(f"last run: {_last_line(state.last_run)}")
+        lines.append(f"last run: {_last_line(state.last_run)}")
     about = "" if state.exact else " (~: estimated from the first elements)"
-    click.echo(f"counts of this run, in tasks{about}:")
+    speed = f", {rate:,.0f} tasks/s done" if rate is not None else ""
+    lines.append(f"counts of this run, in tasks{about}{speed}:")
     for label, key in (
         ("submitted", "submitted"),
         ("backlog", "backlog"),
@@ -42,16 +73,22 @@ def print_status(pipe: Pipeline, as_json: bool) -> None:
         ("re-runs", "reruns"),
     ):
         about = "" if state.exact or key not in _ESTIMATED else "~"
-        click.echo(f"  {label:<18} {about:>1}{d[key]:>12,}")
-    click.echo(f"  {'queue elements':<18}  {state.elements:>12,}  (what LLEN counts)")
-    click.echo(f"workers: {len(state.workers)}")
+        lines.append(f"  {label:<18} {about:>1}{d[key]:>12,}")
+    lines.append(f"  {'queue elements':<18}  {state.elements:>12,}  (what LLEN counts)")
+    lines.append(f"workers: {len(state.workers)}")
     for w in state.workers:
         health = f"last heartbeat {w.heartbeat_age:.1f} s ago, " + (
             f"lease {w.lease_left:.1f} s left"
             if w.lease_left >= 0
             else f"presumed dead {-w.lease_left:.1f} s ago"
         )
-        click.echo(f"  {w.host:<20} pid {w.pid:<8} {w.processes} process(es)  {health}")
+        done = ""
+        if host_rates is not None:  # watching: what each host gets done, first
+            host_rate = host_rates.get(w.id)
+            done = f"{w.done:,} done" + (f", {host_rate:,.0f}/s" if host_rate is not None else "")
+            done += "; "
+        lines.append(f"  {w.host:<20} pid {w.pid:<8} {w.processes} process(es): {done}{health}")
+    return "\n".join(lines)
 
 
 def print_pipelines(survey: Survey, as_json: bool) -> None:
@@ -61,18 +98,28 @@ def print_pipelines(survey: Survey, as_json: bool) -> None:
         document = {"redis": survey.where, "cluster": survey.cluster, "pipelines": found}
         click.echo(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
         return
+    click.echo(pipelines_text(survey))
+
+
+def watch_pipelines(catalog: Catalog, interval: float) -> None:
+    """``status --watch`` without ``--pipeline``: the list redrawn in place."""
+    from redpool.progress import watch
+
+    watch(lambda: pipelines_text(catalog.survey()), interval)
+
+
+def pipelines_text(survey: Survey) -> str:
     node = " (a Redis Cluster node: only pipelines whose keys it holds)" if survey.cluster else ""
     if not survey.pipelines:
-        click.echo(f"no pipelines in Redis at {survey.where}{node}")
-        return
+        return f"no pipelines in Redis at {survey.where}{node}"
     estimated = not all(s.exact for s in survey.pipelines.values())
-    click.echo(
+    lines = [
         f"{len(survey.pipelines)} pipeline(s) in Redis at {survey.where}{node}; counts are tasks"
         f"{' (~: estimated from the first elements)' if estimated else ''}"
-    )
+    ]
     width = max(len(name) for name in survey.pipelines)
-    for name, state in survey.pipelines.items():
-        click.echo(f"  {name:<{width}}  {_summary(state)}")
+    lines += [f"  {name:<{width}}  {_summary(state)}" for name, state in survey.pipelines.items()]
+    return "\n".join(lines)
 
 
 def _summary(state: Snapshot) -> str:

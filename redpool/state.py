@@ -28,6 +28,8 @@ class WorkerInfo:
     """Seconds until its lease runs out; negative once it is presumed dead."""
     heartbeat_age: float
     """Seconds since its last heartbeat."""
+    done: int = 0
+    """Answers its children wrote, as of its last heartbeat."""
 
 
 @dataclass(frozen=True)
@@ -241,4 +243,5 @@ def _info(wid: str, info: dict[str, Any], left_ms: float) -> WorkerInfo:
         processes=processes(info),
         lease_left=round(left_ms / 1000, 1),
         heartbeat_age=round(lease - left_ms / 1000, 1),
+        done=done if isinstance(done := info.get("done", 0), int) else 0,
     )

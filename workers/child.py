@@ -90,7 +90,9 @@ class Child:
         outcome = self.executor.run_batch(taken.held, budget)
         self._adapt(monotonic() - started, len(taken.held))
         held = self._settle(taken.held, outcome)
-        if not self.pipe.commit(self.inflight, taken, held, outcome):
+        if self.pipe.commit(self.inflight, taken, held, outcome):
+            self.slot.committed(outcome.ok + outcome.failed)
+        else:
             log.warning(
                 "%d task(s) were given back while they ran (lease lost?): their results were "
                 "not written, and they run again elsewhere",

@@ -20,10 +20,12 @@ import multiprocessing
 import time
 from typing import Any
 
-DEADLINE, POSITION, STARTED, TOTAL, CUT, CUT_STATE = range(6)
+DEADLINE, POSITION, STARTED, TOTAL, CUT, CUT_STATE, DONE = range(7)
 """Fields of a row. The executor's loop writes DEADLINE, POSITION and STARTED and reads CUT
-itself, through `Slot.view` (a method call per task costs more than the stores)."""
-_ROW = 6
+itself, through `Slot.view` (a method call per task costs more than the stores). DONE counts
+the tasks the row's children committed, across their replacements (`redpool status --watch`
+shows a host's rate from it)."""
+_ROW = 7
 
 NO_CUT, CUT_PENDING, CUT_DONE, CUT_FAILED = 0.0, 1.0, 2.0, 3.0
 
@@ -80,6 +82,14 @@ class Slot:
         mem[at + DEADLINE] = 0.0
         mem[at + STARTED] = 0.0
 
+    def committed(self, tasks: int) -> None:
+        """``tasks`` more answers written (only this row's child writes DONE)."""
+        self._mem[self._at + DONE] += tasks
+
+    @property
+    def done(self) -> int:
+        return int(self._mem[self._at + DONE])
+
     @property
     def cut_state(self) -> float:
         return float(self._mem[self._at + CUT_STATE])
@@ -124,7 +134,8 @@ class Slot:
         return 0.0 < deadline <= time.monotonic()
 
     def reset(self) -> None:
+        """A new child in this row: nothing runs (DONE keeps counting)."""
         at, mem = self._at, self._mem
-        for field in range(_ROW):
+        for field in range(DONE):
             mem[at + field] = 0.0
         mem[at + CUT] = math.inf

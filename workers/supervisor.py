@@ -339,6 +339,7 @@ class Supervisor:
             "lease": self.settings.lease,
             "children": [p.pid if p else None for p in self.procs],
             "started": self._started,
+            "done": sum(self.slots.slot(i).done for i in range(self.settings.processes)),
         }
 
     def _heartbeat(self) -> int:

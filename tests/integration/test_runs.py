@@ -3,6 +3,7 @@ stream, a stalled sink, a producer that stops short, closing and purging by hand
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -178,6 +179,8 @@ def test_workers_stop_taking_work_while_results_pile_up(
         processes=1,
     )
     wait_for(lambda: "taking no new tasks" in host.output(), what="the child to stop taking")
+    warning = next(line for line in host.output().splitlines() if "taking no new" in line)
+    assert " WARNING redpool.workers: " in warning and warning[:4].isdigit()  # time, level
     held = stats(real_redis, pipeline)
     assert held["ok"] < 600 // 2, held
     assert status(url, pipeline)["backlog"] > 0
@@ -230,3 +233,46 @@ def test_close_by_hand_and_purge(
     )
     again = redpool("purge", *common)
     assert again.returncode == 1 and b"no pipeline" in again.stderr
+
+
+def test_a_terminal_gets_a_live_progress_line_and_quiet_or_a_pipe_gets_none(
+    redis_server: RedisServer, pipeline: str
+) -> None:
+    """stderr on a terminal (a pty here): the progress line is drawn; with --quiet, or when
+    stderr is a pipe (every other test), only the summary."""
+    def on_pty(*extra: str) -> str:
+        main, other = os.openpty()
+        try:
+            done = subprocess.run(
+                [
+                    *(sys.executable, "-P", "-m", "redpool", "produce"),
+                    *("--redis", redis_server.url, "--pipeline", pipeline, "--task", "echo"),
+                    *extra,
+                ],
+                input=b"1\n2\n3\n",
+                stdout=subprocess.DEVNULL,
+                stderr=other,
+                cwd=ROOT,
+                env=env(),
+                timeout=60,
+            )
+            assert done.returncode == 0
+            os.close(other)
+            drawn = b""
+            while chunk := _read(main):
+                drawn += chunk
+            return drawn.decode(errors="replace")
+        finally:
+            os.close(main)
+
+    drawn = on_pty()
+    assert "submitted; backlog" in drawn and "redpool: submitted 3 task(s)" in drawn, drawn
+    quiet = on_pty("--quiet")
+    assert "submitted; backlog" not in quiet and "redpool: submitted 3 task(s)" in quiet
+
+
+def _read(fd: int) -> bytes:
+    try:
+        return os.read(fd, 65536)
+    except OSError:  # EIO: the other end is closed and everything was read
+        return b""
