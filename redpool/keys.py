@@ -146,7 +146,8 @@ class Keys:
 
     @property
     def producers(self) -> str:
-        """Hash producer id -> last pushed batch number, or `CLOSED`: the stream's state."""
+        """Hash producer id -> last pushed batch number while open, else `CLOSED`, ``aborted:
+        <why>`` or `ABANDONED`: the state of the current run's stream."""
         return self.prefix + "producers"
 
     @property
@@ -175,7 +176,7 @@ class Keys:
     @property
     def workers(self) -> str:
         """Hash worker host id -> JSON self-description (host, pid, processes, lease, children,
-        started), written at every heartbeat."""
+        started, done), written at every heartbeat."""
         return self.prefix + "workers"
 
     @property

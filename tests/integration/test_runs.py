@@ -240,6 +240,7 @@ def test_a_terminal_gets_a_live_progress_line_and_quiet_or_a_pipe_gets_none(
 ) -> None:
     """stderr on a terminal (a pty here): the progress line is drawn; with --quiet, or when
     stderr is a pipe (every other test), only the summary."""
+
     def on_pty(*extra: str) -> str:
         main, other = os.openpty()
         try:

@@ -1,0 +1,129 @@
+"""Every code block of the README runs, as written, against a redis-server of this test's own.
+
+A block is ``sh``, ``python`` or ``text`` (a diagram, a sample of output or of what Redis
+holds: nothing to run). What is substituted: the Redis URL ``redis://localhost:6379/0`` and
+``redis-cli``'s port become this test's server; ``pip install`` is what CI ran already (the
+test checks the README asks for the same), and ``pytest`` is this very run.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.procs import ROOT, env, read_results
+from tests.redis_server import RedisServer
+
+README = (ROOT / "README.md").read_text()
+FENCE = re.compile(r"^```(\w*)\n(.*?)^```$", re.M | re.S)
+URL = "redis://localhost:6379/0"
+
+
+def blocks(language: str) -> list[str]:
+    return [body for lang, body in FENCE.findall(README) if lang == language]
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[RedisServer]:
+    srv = RedisServer(tmp_path / "redis").start()
+    yield srv
+    srv.kill()
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    """A directory like the repository's root for the examples (``examples.factor`` and the
+    input are found from the current directory), whose files the blocks may write."""
+    place = tmp_path / "home"
+    shutil.copytree(ROOT / "examples", place / "examples")
+    return place
+
+
+def bash(script: str, cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script],
+        cwd=cwd,
+        env={**env(), "PATH": f"{Path(sys.executable).parent}:{env()['PATH']}"},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_every_block_is_sh_python_or_text() -> None:
+    languages = [lang for lang, _ in FENCE.findall(README)]
+    assert languages and set(languages) <= {"sh", "python", "text"}, languages
+    assert README.count("```") == 2 * len(languages), "a fence the pattern did not pair"
+
+
+def test_the_quick_start_commands(home: Path) -> None:
+    """The demo line runs (its install is what CI did), and the test line is CI's."""
+    quick = blocks("sh")[0]
+    commands = [line for line in quick.splitlines() if line and not line.startswith("#")]
+    assert len(commands) == 2, commands
+    demo, tests = (c.split(" && ", 1) for c in commands)
+    ci = (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1]
+    assert demo[0] == "pip install -e ." and " && ".join(tests) == ci
+    done = bash(demo[1], home)
+    assert done.returncode == 0, done.stderr
+    assert "redpool: 2000 task(s) in" in done.stderr and "2000 ok, 0 failed" in done.stderr
+    assert len(read_results(home / "factors.jsonl")) == 2000
+
+
+def test_the_multi_host_run_by_hand(server: RedisServer, home: Path) -> None:
+    (by_hand,) = [b for b in blocks("sh") if "--exit-when-done &" in b]
+    assert f"export REDIS_URL={URL}" in by_hand
+    done = bash(by_hand.replace(URL, server.url), home)
+    assert done.returncode == 0, done.stderr
+    (count,) = read_results(home / "counts.jsonl")
+    assert count["value"]["matches"] == 2 and count["value"]["lines"] == 3
+
+
+def test_the_python_api_example(server: RedisServer, tmp_path: Path) -> None:
+    """tasks.py for the workers, submit.py beside it: a worker host loads tasks.py (without
+    running a producer at import), submit.py produces and drains, and prints the summary."""
+    files = {}
+    for body in blocks("python"):
+        name = body.splitlines()[0].removeprefix("# ").split(":")[0]
+        files[name] = body
+        (tmp_path / name).write_text(body.replace(URL, server.url))
+    assert set(files) == {"tasks.py", "submit.py"}
+    worker = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "redpool", "worker", "--redis", server.url),
+            *("--tasks", "tasks", "--processes", "2", "--exit-when-done"),
+        ],
+        cwd=tmp_path,
+        env=env(),
+        stderr=subprocess.PIPE,
+    )
+    try:
+        run = subprocess.run(
+            [sys.executable, "submit.py"],
+            cwd=tmp_path,
+            env=env(),
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert run.returncode == 0, run.stderr
+        lines = run.stdout.splitlines()
+        assert lines[-1] == "complete 20010 0", lines[-1]
+        assert '"value":[7,13]' in run.stdout.replace(" ", "")
+        _, err = worker.communicate(timeout=60)
+        assert worker.returncode == 0, err
+    finally:
+        worker.kill()
+
+
+def test_the_redis_cli_examples(server: RedisServer, tmp_path: Path) -> None:
+    (examples,) = [b for b in blocks("sh") if b.startswith("redis-cli")]
+    done = bash(examples.replace("redis-cli ", f"redis-cli -p {server.port} "), tmp_path)
+    assert done.returncode == 0 and "ERR" not in done.stdout, done.stdout + done.stderr
+    assert server.client().llen("redpool:{default}:tasks") == 2
