@@ -130,7 +130,32 @@ class NodeView:
         return any(first <= slot <= last for first, last in self.slots)
 
 
-class RedisCluster:
+class _Deployment:
+    """What a cluster and a sentinel deployment share: waits that, when they time out, say
+    where the logs are and what every node said."""
+
+    dir: Path
+    servers: list[RedisServer]
+    _clients: dict[int, redis.Redis]
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """SIGKILL every server of it: nothing outlives the test."""
+        for server in self.servers:
+            server.kill()
+        for client in self._clients.values():
+            client.close()
+
+    def _wait(self, predicate: Callable[[], bool], timeout: float, what: str) -> None:
+        try:
+            wait_for(predicate, timeout, what)
+        except AssertionError as e:
+            raise AssertionError(f"{e} (logs in {self.dir})\n{self.describe()}") from None
+
+
+class RedisCluster(_Deployment):
     """``masters`` masters with ``replicas`` replicas each, every node with the AOF on (so a
     SIGKILL loses nothing it acknowledged) and a short node timeout (so failover is quick)."""
 
@@ -188,13 +213,6 @@ class RedisCluster:
             self.stop()
             raise
         return self
-
-    def stop(self) -> None:
-        """SIGKILL every node: nothing of the cluster outlives the test."""
-        for server in self.servers:
-            server.kill()
-        for client in self._clients.values():
-            client.close()
 
     @property
     def urls(self) -> list[str]:
@@ -289,14 +307,8 @@ class RedisCluster:
                 out.append(f"node {s.port}: {e!r}")
         return "\n".join(out)
 
-    def _wait(self, predicate: Callable[[], bool], timeout: float, what: str) -> None:
-        try:
-            wait_for(predicate, timeout, what)
-        except AssertionError as e:
-            raise AssertionError(f"{e} (logs in {self.dir})\n{self.describe()}") from None
 
-
-class RedisSentinel:
+class RedisSentinel(_Deployment):
     """A primary, one replica of it, and ``sentinels`` sentinels (quorum 2) monitoring it
     under ``master_name``, with short timeouts so a failover takes seconds."""
 
@@ -355,13 +367,6 @@ class RedisSentinel:
             f"sentinel parallel-syncs {name} 1\n"
         )
 
-    def stop(self) -> None:
-        """SIGKILL the primary, the replica and every sentinel."""
-        for server in self.servers:
-            server.kill()
-        for client in self._clients.values():
-            client.close()
-
     @property
     def sentinel_addresses(self) -> list[tuple[str, int]]:
         """What ``redis.sentinel.Sentinel`` takes."""
@@ -412,12 +417,6 @@ class RedisSentinel:
             except redis.RedisError as e:
                 out.append(f"sentinel {s.port}: {e!r}")
         return "\n".join(out)
-
-    def _wait(self, predicate: Callable[[], bool], timeout: float, what: str) -> None:
-        try:
-            wait_for(predicate, timeout, what)
-        except AssertionError as e:
-            raise AssertionError(f"{e} (logs in {self.dir})\n{self.describe()}") from None
 
 
 @contextmanager
