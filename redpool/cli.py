@@ -17,7 +17,7 @@ import click
 
 from redpool import logs
 from redpool.deadletters import Selection
-from redpool.errors import ConfigError, RedpoolError, SettingError
+from redpool.errors import ConfigError, RedpoolError, RunIncomplete, SettingError
 from redpool.keys import COMPLETE, DEFAULT_PIPELINE, check_pipeline_name
 from redpool.pipeline import Pipeline
 from redpool.producer import ProducerSettings
@@ -524,6 +524,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except (click.exceptions.Abort, KeyboardInterrupt):
         _fail("interrupted", 130)
+    except RunIncomplete as exc:
+        _fail(str(exc), EXIT_INCOMPLETE)
     except RedpoolError as exc:
         _fail(str(exc), EXIT_ERROR)
     except click.ClickException as exc:

@@ -11,6 +11,7 @@ it as one line.
 from __future__ import annotations
 
 import logging
+import math
 import random
 import time
 from collections.abc import Callable
@@ -183,6 +184,8 @@ class Outage:
         self.abort = abort
         self.where = where
         self.pipeline = pipeline
+        self.back_at = -math.inf
+        """time.monotonic() when the last outage this caller rode out ended."""
 
     def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         started: float | None = None
@@ -206,5 +209,6 @@ class Outage:
             except redis.RedisError as exc:
                 raise explain(exc, self.where, self.pipeline) from None
             if started is not None:
-                self.log.info("Redis back after %.1f s", time.monotonic() - started)
+                self.back_at = time.monotonic()
+                self.log.info("Redis back after %.1f s", self.back_at - started)
             return value

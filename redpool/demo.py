@@ -16,7 +16,7 @@ from multiprocessing.process import BaseProcess
 import click
 
 from redpool.embedded import embedded_redis
-from redpool.errors import ConfigError, RedpoolError
+from redpool.errors import ConfigError, RedpoolError, RunIncomplete
 from redpool.pipeline import Pipeline
 from redpool.producer import ProducerSettings
 from redpool.producer.run import produce_file
@@ -75,7 +75,7 @@ def run_all(
         if pool.exitcode not in (None, 0):
             raise ConfigError(f"worker pool exited with code {pool.exitcode}")
         if not summary.complete:
-            raise ConfigError(f"the run did not complete: {summary.outcome}")
+            raise RunIncomplete(f"the run did not complete: {summary.outcome}")
         elapsed = time.perf_counter() - started
         click.echo(
             f"redpool: {summary.total} task(s) in {elapsed:.2f} s "

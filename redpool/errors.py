@@ -50,6 +50,10 @@ class StreamClosed(RedpoolError):
     """A producer tried to submit after it closed its stream."""
 
 
+class RunIncomplete(RedpoolError):
+    """A run ended without every producer finishing its input (``redpool run``: exit 3)."""
+
+
 class SinkLeaseLost(RedpoolError):
     """This sink stalled past its lease and another sink took over the pipeline."""
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -23,7 +24,7 @@ from redpool import holding as holding_list
 from redpool.answers import Outcome
 from redpool.connection import Outage, address, connect, never, redis_ms
 from redpool.envelope import split_at, tasks_in
-from redpool.errors import RedisRefused, StreamClosed
+from redpool.errors import RedisRefused, RedpoolError, StreamClosed
 from redpool.keys import ABANDONED, ABORTED, CLOSED, KEEP_RUN, Keys, Stat, instance_id
 from redpool.scripts import MAX_BATCH as MAX_BATCH
 from redpool.scripts import Scripts
@@ -35,6 +36,10 @@ FOREVER = 2**62
 COUNTED = 1000
 """Elements of a list snapshot.lua reads to count its tasks (status only; a read costs Redis
 time in proportion to the bytes read)."""
+
+OUTAGE_GRACE = 10.0
+"""Seconds after an outage (or a Redis restart) in which no producer is called abandoned:
+what a producer retrying with backoff (2 s at most between tries) needs to renew its lease."""
 
 RedisTarget = str | RedisSettings | redis.Redis | None
 """What the API's ``redis=`` argument takes: a URL, settings, a client, or None (the default)."""
@@ -180,13 +185,28 @@ class Pipeline:
         return self.leave(producer, ABORTED + b": " + why.encode()[:500])
 
     def expire_producers(self) -> list[str]:
-        """Call every open producer whose lease ran out abandoned; returns their ids."""
+        """Call every open producer whose lease ran out abandoned; returns their ids.
+
+        Not within `OUTAGE_GRACE` seconds of an outage, this caller's or Redis' own (a
+        restart): every lease may have run out while Redis was away, and the producers,
+        alive, are reconnecting as this caller did; they renew within a few seconds."""
         now = redis_ms(self._call(self.client.time))
         expired = cast(
             list[bytes],
             self._call(self.client.zrangebyscore, self.keys.producer_leases, "-inf", now),
         )
+        if not expired or self._recovering():
+            return []
         return [p.decode() for p in expired if self.leave(p.decode(), ABANDONED, True)]
+
+    def _recovering(self) -> bool:
+        if time.monotonic() - self._outage.back_at < OUTAGE_GRACE:
+            return True
+        try:
+            info = cast(dict[str, Any], self._call(self.client.info, "server"))
+        except RedpoolError:  # INFO not allowed (an ACL): the outage check alone
+            return False
+        return int(info.get("uptime_in_seconds", OUTAGE_GRACE)) < OUTAGE_GRACE
 
     def backlog(self) -> int:
         """Tasks waiting to be taken."""

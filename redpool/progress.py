@@ -1,8 +1,9 @@
 """What a person at a terminal sees while a run goes: a live progress line for ``run``,
 ``produce`` and ``sink``, and ``status --watch``.
 
-Both read the pipeline's counters (one snapshot a refresh, from a connection of their own),
-never the roles' internals: the line shows the run as Redis sees it, whichever hosts do the
+Both read the pipeline's counters (one snapshot a refresh, from a connection of their own,
+that reads no list: a list of big chunks would cost Redis time per look), never the roles'
+internals: the line shows the run as Redis sees it, whichever hosts do the
 work. rich draws them, on stderr, in place; nothing is drawn when stderr is not a terminal
 (a log file, CI) or with ``--quiet``, so output meant for programs stays clean.
 """
@@ -71,9 +72,8 @@ def progress_line(state: Snapshot, counted: str, rate: float | None) -> str:
     failed = state.stats.get("failed", 0)
     if failed:
         line += f", {failed:,} failed"
-    line += f"; backlog {state.backlog:,}, in flight {state.in_flight:,}"
     if not state.closed:
-        line += ", stream open"
+        line += "; stream open"
     return line
 
 
@@ -102,7 +102,7 @@ def progress(redis: RedisTarget, pipeline: str, counted: str, quiet: bool) -> It
     rate = Rate()
 
     def draw() -> Text:
-        state = pipe.snapshot(count_tasks=True)
+        state = pipe.snapshot()  # counters only: the lists are never read
         count = {"submitted": state.submitted, "drained": state.drained}.get(counted)
         seen = rate.see(_done(state) if count is None else count, time.monotonic())
         return Text(progress_line(state, counted, seen))

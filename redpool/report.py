@@ -33,14 +33,14 @@ def watch_status(pipe: Pipeline, interval: float) -> None:
     hosts: dict[str, Rate] = {}
 
     def render() -> str:
-        state = pipe.snapshot(count_tasks=True)
+        state = pipe.snapshot()  # no list read at every refresh: lists in elements
         now = time.time()
         done = state.stats.get("ok", 0) + state.stats.get("failed", 0)
         rates = {
             w.id: hosts.setdefault(w.id, Rate()).see(w.done, round(now - w.heartbeat_age, 1))
             for w in state.workers
         }
-        return status_text(pipe.name, state, overall.see(done, now), rates)
+        return status_text(pipe.name, state, overall.see(done, now), rates, counted=False)
 
     watch(render, interval)
 
@@ -50,14 +50,19 @@ def status_text(
     state: Snapshot,
     rate: float | None = None,
     host_rates: dict[str, float | None] | None = None,
+    counted: bool = True,
 ) -> str:
-    """What ``status`` prints for one pipeline; with rates (tasks/s) when watching."""
+    """What ``status`` prints for one pipeline; with rates (tasks/s) when watching. Not
+    ``counted``: the lists' tasks were not counted, so backlog, in flight and results waiting
+    are list elements (a chunk is one)."""
     d = state.as_dict()
     lines = [f"pipeline {name!r}: {_run_line(state)}"]
     lines += [f"  producer {p.id:<28} {_producer_line(p)}" for p in state.producers]
     if state.last_run:
         lines.append(f"last run: {_last_line(state.last_run)}")
     about = "" if state.exact else " (~: estimated from the first elements)"
+    if not counted:
+        about = " (backlog, in flight, results waiting: list elements)"
     speed = f", {rate:,.0f} tasks/s done" if rate is not None else ""
     lines.append(f"counts of this run, in tasks{about}{speed}:")
     for label, key in (

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import sys
+import time
 from typing import BinaryIO, Protocol, runtime_checkable
 
 from redpool.answers import ResultEnvelope
@@ -17,15 +19,20 @@ class Resumable(Protocol):
     same transaction, and hands the recorded mark to `cut_back` when it starts."""
 
     name: str
-    """Which output this is, for the record: a file's absolute path (the same on a restarted
-    container whose volume holds it)."""
+    """Which output this is, for the record: a file's absolute path and its identity (device
+    and inode: the same on a restarted container whose volume holds it, another for a file
+    recreated at that path, or another host's file of the same name)."""
 
     def mark(self) -> tuple[str, int]:
         """(name, bytes that hold what was written so far); called after a flush."""
         ...
 
-    def cut_back(self, mark: int | None) -> int:
-        """Drop what lies past ``mark`` (None: nothing recorded); returns the bytes cut."""
+    def size(self) -> int:
+        """Bytes in the output now."""
+        ...
+
+    def cut_back(self, mark: int) -> int:
+        """Drop what lies past ``mark``; returns the bytes cut."""
         ...
 
 
@@ -54,24 +61,49 @@ class JsonLines:
 
 
 class JsonLinesFile(JsonLines):
-    """`JsonLines` to a file, exactly once (`Resumable`)."""
+    """`JsonLines` to a file, exactly once (`Resumable`).
+
+    Holds an exclusive flock on the file while open: a second sink on this host writing the
+    same file (a standby that took over from a sink that stalled past its lease) waits until
+    the first one is gone, so the two never interleave their batches."""
 
     def __init__(self, stream: BinaryIO, path: str, fsync: bool = False) -> None:
         super().__init__(stream, fsync)
-        self.name = os.path.abspath(path)
+        if not _locked(stream):
+            raise ConfigError(f"output {path!r} is being written by another process")
+        info = os.fstat(stream.fileno())
+        self.name = f"{os.path.abspath(path)} {info.st_dev}:{info.st_ino}"
 
     def mark(self) -> tuple[str, int]:
         return self.name, self.stream.tell()
 
-    def cut_back(self, mark: int | None) -> int:
+    def size(self) -> int:
+        self.stream.flush()
+        return os.fstat(self.stream.fileno()).st_size
+
+    def cut_back(self, mark: int) -> int:
+        self.stream.flush()
         size = os.fstat(self.stream.fileno()).st_size
-        if mark is None or size <= mark:
-            # Never recorded, or shorter than recorded (rotated or cut by hand): nothing of
-            # ours lies past the end, so there is nothing to drop.
+        if size <= mark:
             return 0
         self.stream.truncate(mark)
         self.stream.seek(mark)
         return size - mark
+
+
+def _locked(stream: BinaryIO, wait: float = 30.0) -> bool:
+    """Take an exclusive flock, waiting up to ``wait`` seconds for another holder to go."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(stream.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.1)
+        except OSError:  # a file system without locks: go on without
+            return True
 
 
 def open_output(path: str, append: bool = True) -> BinaryIO:

@@ -127,14 +127,34 @@ class Sink:
                 return self.summary
             while not self.stopping:
                 self._renew_lease()
-                if self.drain_once(block=False):
-                    continue
-                if not follow and self.done():  # asked before blocking: no wait at the end
-                    break
-                self.drain_once(block=True)
+                took = self.drain_once(block=False)
+                # Asked when the list ran dry or all that was submitted is drained: before
+                # blocking (no wait at the end), and before a next run's results pile in.
+                if (not took or self._drained >= self._submitted) and self.done():
+                    if not follow:
+                        break
+                    self._next_run()
+                elif not took:
+                    self.drain_once(block=True)
         finally:
             self.pipe.release(self.id)
         return self.summary
+
+    def _next_run(self) -> None:
+        """``follow``: the run drained is marked ended (by `done`); say so, and wait for the
+        next one, draining strays meanwhile."""
+        log.info(
+            "run %s %s: %d result(s) so far (%d ok, %d failed)",
+            self.summary.run,
+            self.summary.outcome,
+            self.summary.total,
+            self.summary.ok,
+            self.summary.failed,
+        )
+        self.summary.run = None
+        self.summary.outcome, self.summary.short = STOPPED, []
+        self._submitted = self._drained = 0
+        self._find_run(follow=True)
 
     def _find_run(self, follow: bool) -> bool:
         """The run to drain: the current one, or (between runs) the next to start. False
@@ -158,19 +178,22 @@ class Sink:
     def _resume_output(self) -> None:
         """A file output that a sink wrote to before: cut it back to where acknowledged
         results end, dropping what a sink that died wrote but did not acknowledge (it is
-        still held, and is written again now): each result is in the file once."""
-        if isinstance(self.handler, Resumable):
-            recorded = self.pipe.output_mark(self.handler.name)
-            if recorded is None:  # first use: a crash before the first ack cuts back to here
-                self.pipe.record_output(*self.handler.mark())
-                return
-            cut = self.handler.cut_back(recorded)
-            if cut:
-                log.warning(
-                    "%s: cut %d byte(s) a sink wrote but did not acknowledge; they follow again",
-                    self.handler.name,
-                    cut,
-                )
+        still held, and is written again now): each result is in the file once. A file with
+        no mark of its own (new, recreated, or shorter than its mark: cut by hand) starts
+        from its size now."""
+        if not isinstance(self.handler, Resumable):
+            return
+        recorded = self.pipe.output_mark(self.handler.name)
+        if recorded is None or self.handler.size() < recorded:
+            self.pipe.record_output(self.handler.name, self.handler.size())
+            return
+        cut = self.handler.cut_back(recorded)
+        if cut:
+            log.warning(
+                "%s: cut %d byte(s) a sink wrote but did not acknowledge; they follow again",
+                self.handler.name,
+                cut,
+            )
 
     def _hold_lease(self) -> None:
         """One sink per pipeline: two would take the same held batch and write it twice."""
@@ -207,6 +230,8 @@ class Sink:
         if not held:
             return 0
         handled = counted = 0
+        resumable = self.handler if isinstance(self.handler, Resumable) else None
+        before = resumable.mark()[1] if resumable is not None else 0
         for raw in held:
             if not raw.startswith(b'{"n":'):  # a single result, the common case of chunksize 1
                 task_id, good, producer = parse_result(raw)
@@ -234,12 +259,14 @@ class Sink:
         self._per_element = max(1, handled // len(held))  # elements are chunks, or not
         if self.flush is not None:
             self.flush()  # written before acknowledged: a crash re-delivers, never drops
-        mark = self.handler.mark() if isinstance(self.handler, Resumable) else None
+        mark = resumable.mark() if resumable is not None else None
         if not self.pipe.ack(taken, counted, handled, mark):
-            log.warning(
-                "%d result element(s) were taken back from this sink before it acknowledged "
-                "them (its lease lost?); they go out again",
-                len(held),
+            # Another sink took them over: it writes them. Our copy would be a duplicate.
+            if resumable is not None:
+                resumable.cut_back(before)
+            raise SinkLeaseLost(
+                f"sink {self.id}: {len(held)} result element(s) were taken over by another "
+                f"sink before this one acknowledged them (its lease ran out); stopping"
             )
         self._drained += counted
         return len(held)

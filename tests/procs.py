@@ -40,6 +40,26 @@ def redpool(
     )
 
 
+def producing(url: str, pipeline: str, *extra: str) -> subprocess.Popen[bytes]:
+    """``redpool produce --input -`` fed by the test through a pipe (see `feed`)."""
+    return subprocess.Popen(
+        [
+            *(sys.executable, "-P", "-m", "redpool", "produce", "--redis", url),
+            *("--pipeline", pipeline, "--input", "-", *extra),
+        ],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+        env=env(),
+    )
+
+
+def feed(proc: subprocess.Popen[bytes], lines: list[str]) -> None:
+    assert proc.stdin is not None
+    proc.stdin.write("".join(f"{line}\n" for line in lines).encode())
+    proc.stdin.flush()
+
+
 def error_line(done: subprocess.CompletedProcess[bytes], code: int = 1) -> str:
     """The one line a failed command printed: exit code ``code``, nothing on stdout, one line
     on stderr and no traceback. Returns that line without its newline."""

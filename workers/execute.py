@@ -31,6 +31,7 @@ from redpool.envelope import (
     encode_task,
     parse_unit,
     read_item,
+    rebuild,
     rerun_of,
     tasks_in,
 )
@@ -315,7 +316,11 @@ class Executor:
         elapsed = monotonic() - began
         if attempts < limit:
             try:
-                retry = encode_task(task_id, unit.task, args, kwargs, unit.producer, attempts)
+                retry = (  # a single task keeps every field of its own ("rerun", ...)
+                    rebuild(unit, [[task_id, args, kwargs, attempts]])
+                    if unit.single
+                    else encode_task(task_id, unit.task, args, kwargs, unit.producer, attempts)
+                )
             except NotJSON as exc:
                 reason = f"cannot be written back for another attempt: {exc}"
                 self._dead(unit, item, err, reason, answers, out, elapsed, attempts)

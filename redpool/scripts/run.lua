@@ -17,7 +17,8 @@
 -- every producer that joined has left and a result of every submitted task was drained;
 -- then 'complete' when every producer closed, 'incomplete' when one aborted or was
 -- abandoned. An ended run's keys expire after ARGV[4] ms, unless the next run starts first:
--- then its summary moves to last-run (with that expiry), and the counters start at zero.
+-- then its summary moves to last-run (expiring ARGV[4] ms after that run ended), and the
+-- counters start at zero.
 -- A producer that joins a run still going (even one whose producers all left while its
 -- results drain) joins it.
 --
@@ -87,7 +88,13 @@ if not id or state ~= 'running' then
     for i = 1, #stats, 2 do
       summary.stats[stats[i]] = tonumber(stats[i + 1])
     end
-    redis.call('SET', KEYS[5], cjson.encode(summary), 'PX', keep)
+    -- kept for what is left of its 7 days since it ended
+    local left = keep - (ms - (summary.ended or ms))
+    if left > 0 then
+      redis.call('SET', KEYS[5], cjson.encode(summary), 'PX', left)
+    else
+      redis.call('DEL', KEYS[5])
+    end
   end
   redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
   id = (id or 0) + 1

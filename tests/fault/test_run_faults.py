@@ -6,10 +6,21 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
-from tests.procs import ROOT, assert_exactly_once, assert_nothing_left, env, redpool, wait_for
+from redpool.pipeline import Pipeline
+from tests.procs import (
+    ROOT,
+    assert_exactly_once,
+    assert_nothing_left,
+    env,
+    feed,
+    producing,
+    redpool,
+    wait_for,
+)
 from tests.runs import PIPELINE, Run
 
 pytestmark = pytest.mark.slow
@@ -58,22 +69,11 @@ def test_a_killed_producer_is_abandoned_when_its_lease_runs_out(run: Run) -> Non
     3 (it used to wait for the producer for ever)."""
     url = run.server.url
     run.producer.close()  # the fixture's producer submits nothing here
-    proc = subprocess.Popen(
-        [
-            *(sys.executable, "-P", "-m", "redpool", "produce", "--redis", url),
-            *("--pipeline", PIPELINE, "--task", "echo", "--input", "-", "--lease", "3"),
-        ],
-        stdin=subprocess.PIPE,
-        cwd=ROOT,
-        env=env(),
-    )
-    assert proc.stdin is not None
-    proc.stdin.write(b"1\n2\n3\n")
-    proc.stdin.flush()
+    proc = producing(url, PIPELINE, "--task", "echo", "--lease", "3")
+    feed(proc, ["1", "2", "3"])
     wait_for(lambda: run.client.hget(run.key("stats"), "submitted") == b"3", what="3 tasks")
     proc.kill()
-    proc.wait()
-    proc.stdin.close()
+    proc.communicate()
     run.host("--exit-when-done")
     run.start_sink()
     assert run.sink is not None
@@ -82,3 +82,31 @@ def test_a_killed_producer_is_abandoned_when_its_lease_runs_out(run: Run) -> Non
     assert "INCOMPLETE (producer" in err and "abandoned" in err, err
     assert sorted(r["value"] for r in run.results()) == [1, 2, 3]
     assert_nothing_left(run.client, PIPELINE)
+
+
+def test_an_outage_longer_than_a_producer_lease_abandons_no_producer(run: Run) -> None:
+    """Redis away for 6 s, a producer lease of 3 s: when Redis is back every lease has run
+    out on its clock, but the producer is alive and about to renew. A reaper that gets there
+    first (here the test itself, while the producer is held stopped so it cannot win the
+    race) must not call it abandoned: its next push would fail and the run end incomplete."""
+    run.producer.close()
+    url = run.server.url
+    proc = producing(url, PIPELINE, "--task", "echo", "--lease", "3")
+    feed(proc, ["1", "2"])
+    wait_for(lambda: run.client.hget(run.key("stats"), "submitted") == b"2", what="2 tasks")
+    run.server.stop()
+    proc.send_signal(signal.SIGSTOP)
+    time.sleep(6)  # the outage itself, longer than the lease: not a wait for a race
+    run.server.start()
+    run.client = run.server.client()
+    reaper = Pipeline.connect(url, PIPELINE)
+    assert reaper.expire_producers() == [], "abandoned while Redis was just back"
+    proc.send_signal(signal.SIGCONT)
+    run.host("--exit-when-done")
+    run.start_sink()
+    _, err = proc.communicate(b"3\n", timeout=60)
+    assert proc.returncode == 0, err
+    assert run.sink is not None and run.sink.wait(timeout=60) == 0
+    sunk = (run.tmp / "sink.err").read_text()
+    assert "complete: 3 result(s)" in sunk, sunk
+    assert sorted(r["value"] for r in run.results()) == [1, 2, 3]

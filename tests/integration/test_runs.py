@@ -7,13 +7,14 @@ import os
 import signal
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import orjson
 import redis
 
-from tests.procs import ROOT, Host, env, read_results, redpool, wait_for
+from tests.procs import ROOT, Host, env, feed, producing, read_results, redpool, wait_for
 from tests.redis_server import RedisServer
 
 
@@ -28,24 +29,10 @@ def status(url: str, pipeline: str) -> dict[str, Any]:
     return dict(orjson.loads(done.stdout))
 
 
-def producing(url: str, pipeline: str, *extra: str) -> subprocess.Popen[bytes]:
-    """``redpool produce --input -`` fed by the test through a pipe, line by line."""
-    return subprocess.Popen(
-        [
-            *(sys.executable, "-P", "-m", "redpool", "produce", "--redis", url),
-            *("--pipeline", pipeline, "--input", "-", *extra),
-        ],
-        stdin=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        cwd=ROOT,
-        env=env(),
-    )
-
-
-def feed(proc: subprocess.Popen[bytes], lines: list[str]) -> None:
-    assert proc.stdin is not None
-    proc.stdin.write("".join(f"{line}\n" for line in lines).encode())
-    proc.stdin.flush()
+def ended(url: str, pipeline: str, run: int) -> bool:
+    """Run ``run`` is the current one and marked complete."""
+    now = status(url, pipeline)["run"] or {}
+    return bool(now.get("id") == run and now.get("state") == "complete")
 
 
 def sink(url: str, pipeline: str, out: Path, *extra: str) -> subprocess.CompletedProcess[bytes]:
@@ -115,10 +102,14 @@ def test_a_trickling_stream_sends_its_first_tasks_within_the_linger(
     lines or the end of the input (the default linger is 0.1 s)."""
     proc = producing(redis_server.url, pipeline, "--task", "echo")
     try:
+        wait_for(
+            lambda: bool(real_redis.hlen(f"redpool:{{{pipeline}}}:producers")),
+            what="the producer to join",
+        )
         feed(proc, ["1"])
         wait_for(
             lambda: stats(real_redis, pipeline).get("submitted") == 1,
-            timeout=5,
+            timeout=2,
             what="the first line to be pushed while the stream is still open",
         )
         feed(proc, ["2", "3"])
@@ -267,9 +258,9 @@ def test_a_terminal_gets_a_live_progress_line_and_quiet_or_a_pipe_gets_none(
             os.close(main)
 
     drawn = on_pty()
-    assert "submitted; backlog" in drawn and "redpool: submitted 3 task(s)" in drawn, drawn
+    assert "run 1: 3 submitted" in drawn and "redpool: submitted 3 task(s)" in drawn, drawn
     quiet = on_pty("--quiet")
-    assert "submitted; backlog" not in quiet and "redpool: submitted 3 task(s)" in quiet
+    assert "3 submitted" not in quiet and "redpool: submitted 3 task(s)" in quiet
 
 
 def _read(fd: int) -> bytes:
@@ -277,3 +268,57 @@ def _read(fd: int) -> bytes:
         return os.read(fd, 65536)
     except OSError:  # EIO: the other end is closed and everything was read
         return b""
+
+
+def test_a_following_sink_ends_each_run_and_drains_the_next(
+    redis_server: RedisServer, pipeline: str, tmp_path: Path
+) -> None:
+    """``sink --follow`` marks each run ended as it drains it (a run it never ended stayed
+    "running" for ever, and purge refused), then drains the next."""
+    url = redis_server.url
+    common = ("--redis", url, "--pipeline", pipeline)
+    out = tmp_path / "r.jsonl"
+    follower = subprocess.Popen(
+        [sys.executable, "-P", "-m", "redpool", "sink", *common, "--output", str(out), "--follow"],
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+        env=env(),
+    )
+    host = Host(url, pipeline, log=tmp_path / "w.log")
+    try:
+        for run, lines in ((1, b"1\n2\n"), (2, b"3\n")):
+            assert redpool("produce", *common, "--task", "echo", input=lines).returncode == 0
+            wait_for(partial(ended, url, pipeline, run), what=f"run {run} marked complete")
+        assert sorted(r["value"] for r in read_results(out)) == [1, 2, 3]
+    finally:
+        follower.send_signal(signal.SIGTERM)
+        _, err = follower.communicate(timeout=30)
+        host.signal(signal.SIGTERM)
+        host.wait()
+    assert follower.returncode == 0 and b"stopped following: 3 result(s)" in err, err
+
+
+def test_a_producer_quiet_for_longer_than_its_lease_stays_open(
+    redis_server: RedisServer, pipeline: str
+) -> None:
+    """Its thread renews the lease: past the first expiry, on the Redis clock, no reaper
+    can call it abandoned, and it still pushes."""
+    from redpool.keys import ABANDONED
+    from redpool.pipeline import Pipeline
+    from redpool.producer import Producer, ProducerSettings
+
+    client = redis_server.client()
+    pipe = Pipeline(client, pipeline)
+    with Producer(client, pipeline, ProducerSettings(lease=3)) as producer:
+        key = pipe.keys.producer_leases
+        first = float(client.zscore(key, producer.id) or 0)
+
+        def past_first_lease() -> bool:
+            seconds, micros = client.time()
+            return bool(seconds * 1000 + micros // 1000 > first + 500)
+
+        wait_for(past_first_lease, timeout=10, what="the Redis clock to pass the first lease")
+        # what a reaper does to a lapsed producer, refused: the lease was renewed
+        assert not pipe.leave(producer.id, ABANDONED, only_if_expired=True)
+        assert producer.map("echo", [1]) == 1
+    assert pipe.snapshot().producers[0].state == "closed"

@@ -143,3 +143,16 @@ def test_alarm_raises_only_inside_task_code_past_the_deadline() -> None:
 
     ex.on_alarm(14, FakeFrame())  # type: ignore[arg-type]  # in our own code: never
     slot.finish()
+
+
+def test_a_rerun_keeps_its_mark_through_retries_into_its_result_and_dead_letter() -> None:
+    """A re-run's ``"rerun": K`` goes with its retry, its error result and its dead letter,
+    so the next ``dead retry`` makes it K + 1 and a reader tells its result from the first."""
+    rerun = orjson.dumps({**orjson.loads(t("retried", 1)), "rerun": 2})
+    ((_, again),) = run(rerun).retries
+    assert orjson.loads(again)["rerun"] == 2 and orjson.loads(again)["attempts"] == 1
+    last = run(orjson.dumps({**orjson.loads(again), "attempts": 2}))
+    assert orjson.loads(last.results[0])["rerun"] == 2
+    assert orjson.loads(orjson.loads(last.dead[0])["payload"])["rerun"] == 2
+    ok = orjson.loads(run(orjson.dumps({**orjson.loads(t("double", 4)), "rerun": 1})).results[0])
+    assert (ok["value"], ok["rerun"]) == (8, 1)

@@ -37,17 +37,16 @@ def test_a_rate_follows_the_count_and_ignores_a_repeated_moment() -> None:
 def test_the_progress_line_gives_share_rate_eta_and_failures_once_the_stream_closed() -> None:
     state = snapshot(True, submitted=1000, ok=700, failed=50, drained=600)
     line = progress_line(state, "drained", 100.0)
-    assert line.startswith("run 3: 600 / 1,000 drained (60%), 100/s, ETA 0:04, 50 failed;")
-    assert "backlog 40, in flight 10" in line and "stream open" not in line
+    assert line == "run 3: 600 / 1,000 drained (60%), 100/s, ETA 0:04, 50 failed"
     done = progress_line(state, "done", 250.0)
     assert "750 / 1,000 done (75%), 250/s, ETA 0:01" in done
 
 
 def test_no_eta_while_the_stream_is_open() -> None:
     line = progress_line(snapshot(False, submitted=10, ok=5), "done", 5.0)
-    assert "ETA" not in line and line.endswith(", stream open")
-    assert progress_line(snapshot(False, submitted=10), "submitted", None).startswith(
-        "run 3: 10 submitted;"
+    assert "ETA" not in line and line.endswith("; stream open")
+    assert progress_line(snapshot(False, submitted=10), "submitted", None) == (
+        "run 3: 10 submitted; stream open"
     )
 
 
