@@ -10,11 +10,23 @@ from pathlib import Path
 import pytest
 import redis
 
+from tests.procs import STARTED
 from tests.redis_cluster import RedisCluster, RedisSentinel, running_cluster, running_sentinel
 from tests.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
 _names = itertools.count()
+
+
+@pytest.fixture(autouse=True)
+def _no_host_outlives_its_test() -> Iterator[None]:
+    yield
+    while STARTED:
+        host = STARTED.pop()
+        if host.proc.poll() is None:
+            host.kill_host()
+        elif not host.waited:
+            host.wait()  # exited on its own: close its log
 
 
 @pytest.fixture(scope="session")

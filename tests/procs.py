@@ -69,6 +69,11 @@ def error_line(done: subprocess.CompletedProcess[bytes], code: int = 1) -> str:
     return err.removesuffix("\n")
 
 
+STARTED: list[Host] = []
+"""Every Host a test started: the conftest kills those still running after the test, so a
+failed test leaves no worker behind to find the next server on its port."""
+
+
 class Host:
     """``redpool worker`` as its own process group: one "host" we can kill whole."""
 
@@ -109,6 +114,7 @@ class Host:
             stderr=self._out,
             start_new_session=True,
         )
+        STARTED.append(self)
 
     def children(self) -> list[int]:
         """Pids of the worker children, from /proc."""

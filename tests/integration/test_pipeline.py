@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -321,50 +320,3 @@ def test_log_counting_example(tmp_path: Path) -> None:
     counts = {Path(str(r["value"]["path"])).name: r["value"] for r in read_results(out)}
     assert counts["a.log"] == {"path": str(logs / "a.log"), "lines": 4, "matches": 2}
     assert counts["b.log.gz"]["matches"] == 7 and counts["b.log.gz"]["lines"] == 10
-
-
-def written(out: Path, count: int) -> bool:
-    return out.exists() and len(read_results(out)) >= count
-
-
-def test_sink_follow_drains_until_told_to_stop(
-    redis_server: RedisServer, pipeline: str, tmp_path: Path
-) -> None:
-    """--follow does not stop at the end of a stream; SIGTERM ends it cleanly."""
-    import signal
-    import sys
-
-    from tests.procs import env
-
-    url = redis_server.url
-    out = tmp_path / "r.jsonl"
-    sink = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "sink",
-            "--redis",
-            url,
-            "--pipeline",
-            pipeline,
-            "--output",
-            str(out),
-            "--follow",
-        ],
-        cwd=ROOT,
-        env=env(),
-        stderr=subprocess.PIPE,
-    )
-    host = Host(url, pipeline, log=tmp_path / "w.log")
-    for batch, total in ((b"1\n2\n", 2), (b"3\n", 3)):  # two streams, one after the other
-        done = redpool(
-            "produce", "--redis", url, "--pipeline", pipeline, "--task", "echo", input=batch
-        )
-        assert done.returncode == 0
-        wait_for(partial(written, out, total), what="results to be written")
-    assert sink.poll() is None  # still following
-    sink.send_signal(signal.SIGTERM)
-    _, err = sink.communicate(timeout=30)
-    assert sink.returncode == 0 and b"stopped following: 3 result(s): 3 ok, 0 failed" in err
-    host.signal(signal.SIGTERM)
-    assert host.wait() == 0
