@@ -17,9 +17,12 @@ here touches Redis; the answers side is `redpool.answers`.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from redpool import codec
 from redpool.codec import NotJSON
@@ -33,6 +36,14 @@ by hand is dead (its answers alone would be an element larger than a sane payloa
 SHOWN = 2048
 """How much of an oversized payload a dead letter keeps, so the dead list stays small."""
 _COUNT = re.compile(rb'\{"n":(\d{1,9}),')
+_STRING = rb'("(?:[^"\\\x00-\x1f]|\\.){1,512}")'
+"""A JSON string of up to 512 characters, as bytes: what a field read without parsing holds."""
+_HEAD_ID = re.compile(rb'\{\s*"id"\s*:\s*' + _STRING)
+_FIELDS = {
+    name: re.compile(b'"' + name + rb'"\s*:\s*' + _STRING) for name in (b"task", b"producer")
+}
+EDGE = 4096
+"""Bytes at each end of an element that cannot be parsed in which its fields are looked for."""
 
 
 @dataclass(slots=True)
@@ -294,26 +305,26 @@ def _task(raw: bytes, body: dict[str, Any]) -> TaskEnvelope:
 def ids_of(raw: bytes) -> tuple[list[str], str | None, str | None]:
     """(the ids it holds, its task name, its producer) of an element that failed to parse
     as a whole, where they can be read: a submitted task in a broken element still gets an
-    error answer under its id, so the run completes instead of waiting for it for ever."""
-    try:
-        body = codec.loads(raw) if len(raw) <= MAX_PAYLOAD else _run_head(raw)
-    except codec.JSONDecodeError:
-        return [], None, None
+    error answer under its id, so the run completes instead of waiting for it for ever.
+
+    Read leniently, since the element was refused for what it holds, not for its ids (NaN,
+    a lone surrogate beside a big integer, nesting past a parser's limit), and one over the
+    size limit is not parsed at all: then its fields are read from its two ends (`_edges`).
+    Only what can be written back in an answer is returned."""
+    body = _lenient(raw) if len(raw) <= MAX_PAYLOAD else None
     if not isinstance(body, dict):
-        return [], None, None
-    name, producer = body.get("task"), body.get("producer")
-    name = name if isinstance(name, str) else None
-    producer = producer if isinstance(producer, str) else None
+        body = _run_head(raw) or _edges(raw)
+    name, producer = _text(body.get("task")), _text(body.get("producer"))
     task_id, items, args, first = (
         body.get("id"),
         body.get("items"),
         body.get("args"),
         body.get("first"),
     )
-    if isinstance(task_id, str) and task_id:
-        return [task_id], name, producer
+    if (single := _text(task_id)) is not None:
+        return [single], name, producer
     if isinstance(items, list):
-        ids = [i[0] for i in items if isinstance(i, list) and i and isinstance(i[0], str) and i[0]]
+        ids = [i[0] for i in items if isinstance(i, list) and i and _text(i[0])]
         return ids, name, producer
     if type(first) is int and producer:  # a run: its ids are known from its count alone
         n = body.get("n")
@@ -322,14 +333,66 @@ def ids_of(raw: bytes) -> tuple[list[str], str | None, str | None]:
     return [], name, producer
 
 
+def _text(value: Any) -> str | None:
+    """``value`` when it is a non-empty string an answer can hold (no lone surrogate)."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return None
+    return value
+
+
+def _lenient(raw: bytes) -> Any:
+    """``raw`` parsed as well as anything can, for its ids alone: strictly; else by orjson
+    alone, which nests deeper than the exact path for big integers (rounding them, which
+    ids do not mind); else by the standard library, which takes NaN and lone surrogates.
+    None when none can (not JSON, nested too deeply)."""
+    for parse in (codec.loads, orjson.loads, json.loads):
+        try:
+            return parse(raw)
+        except (ValueError, RecursionError):
+            continue
+    return None
+
+
 def _run_head(raw: bytes) -> dict[str, Any] | None:
-    """The fields of a run too big to parse, read from its head (a producer writes ``n``,
-    ``task``, ``producer`` and ``first`` before ``args``): enough to answer its tasks."""
-    head, found, _ = raw[:4096].partition(b',"args":[')
+    """The fields of a run that cannot be parsed, read from its head (a producer writes
+    ``n``, ``task``, ``producer`` and ``first`` before ``args``): enough to answer its tasks."""
+    head, found, _ = raw[:EDGE].partition(b',"args":[')
     if not found:
         return None
-    body = codec.loads(head + b"}")
-    return body if isinstance(body, dict) else None
+    try:
+        body = codec.loads(head + b"}")
+    except codec.JSONDecodeError:
+        return None
+    return body if isinstance(body, dict) and type(body.get("first")) is int else None
+
+
+def _edges(raw: bytes) -> dict[str, Any]:
+    """The fields of a single task that cannot be parsed, read without parsing it: its id
+    when the element begins with it, its task name from its head, its producer from its tail
+    (where producers write them; an oversize task's arguments lie between). Bounded regexes
+    on the first and last `EDGE` bytes, so a 50 MB element costs what a small one does."""
+    head, tail = raw[:EDGE], raw[-EDGE:]
+    found: dict[str, Any] = {}
+    if (match := _HEAD_ID.match(head)) is not None:
+        found["id"] = _string(match.group(1))
+    if (match := _FIELDS[b"task"].search(head)) is not None:
+        found["task"] = _string(match.group(1))
+    producers = _FIELDS[b"producer"].findall(tail)
+    if producers:
+        found["producer"] = _string(producers[-1])
+    return found
+
+
+def _string(written: bytes) -> str | None:
+    try:
+        value = codec.loads(written)
+    except codec.JSONDecodeError:
+        return None
+    return value if isinstance(value, str) else None
 
 
 def rerun_of(body: dict[str, Any]) -> int:
@@ -352,11 +415,23 @@ def as_rerun(raw: bytes) -> bytes:
 
 def item_payload(unit: Unit, task_id: str, args: Any, kwargs: Any, attempts: int) -> bytes:
     """A chunk's task as the single task it stands for, for its dead letter or its retry;
-    its repr when it cannot be written as JSON again."""
+    as `shown` when it cannot be written as JSON again."""
     try:
         return encode_task(task_id, unit.task, args, kwargs, unit.producer, attempts)
     except NotJSON:
-        return repr([task_id, args, kwargs, attempts])[:SHOWN].encode("utf-8", "replace")
+        return shown([task_id, args, kwargs, attempts])
+
+
+def shown(value: Any) -> bytes:
+    """A value that cannot be written as JSON, as a dead letter shows it: its repr, cut to
+    `SHOWN` characters. repr recurses, and a value nested past the interpreter's limit (the
+    JSON parser allows deeper nesting than repr can show) would raise in the very code that
+    is dead-lettering it: a crash loop; it is named instead."""
+    try:
+        text = repr(value)
+    except RecursionError:
+        text = f"<a {type(value).__name__} nested too deeply to show>"
+    return text[:SHOWN].encode("utf-8", "replace")
 
 
 def split_at(held: list[bytes], position: int) -> tuple[list[bytes], list[bytes]]:

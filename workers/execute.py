@@ -15,8 +15,10 @@ rest to other processes; the outcome then says where it stopped.
 from __future__ import annotations
 
 import gc
+import logging
 import math
 import traceback
+from collections.abc import Callable
 from time import monotonic
 from types import FrameType
 from typing import Any
@@ -33,6 +35,7 @@ from redpool.envelope import (
     read_item,
     rebuild,
     rerun_of,
+    shown,
     tasks_in,
 )
 from redpool.errors import PayloadError, TaskTimeout
@@ -40,6 +43,7 @@ from redpool.registry import Registry, Task
 from redpool.workers import slots
 from redpool.workers.slots import CUT, DEADLINE, POSITION, STARTED, Slot
 
+log = logging.getLogger("redpool.workers")
 _OURS = frozenset({__file__, slots.__file__})
 _NO_LIMIT = 2**62
 
@@ -80,7 +84,24 @@ class Executor:
     def run_batch(self, held: list[bytes], budget: int | None = None) -> Outcome:
         """Run the tasks of ``held`` in order; start at most ``budget`` of them.
 
-        The cyclic GC is off for the batch (about `batch_seconds` of work): a chunk's parsed
+        Should handling an element raise (a payload that met a bug of ours: the task's own
+        exceptions never leave the loop), the batch is run again from its start, each element
+        on its own guard, and the one that raises is dead with an error answer for each of its
+        ids: a child that died on it would take it again, and die again, for ever. Running the
+        batch twice is the at-least-once a dead child would have given it, and the guard is
+        not paid for on the path every task takes."""
+        try:
+            return self._run_batch(held, budget, self._run_element)
+        except Exception as exc:  # noqa: BLE001 - whatever it is, it must not kill the child
+            log.warning(
+                "a batch raised %s: %s; running it again, element by element",
+                type(exc).__name__,
+                exc,
+            )
+            return self._run_batch(held, budget, self._run_guarded)
+
+    def _run_batch(self, held: list[bytes], budget: int | None, step: _Step) -> Outcome:
+        """The cyclic GC is off for the batch (about `batch_seconds` of work): a chunk's parsed
         tasks are thousands of young objects it would otherwise scan again and again; cycles
         a task leaves are collected when the batch is over."""
         out = Outcome()
@@ -92,7 +113,7 @@ class Executor:
         gc.disable()
         try:
             for raw in held:
-                position = self._run_element(raw, position, limit, out, timing)
+                position = step(raw, position, limit, out, timing)
                 if out.stopped_at is not None:
                     break
         finally:
@@ -103,6 +124,30 @@ class Executor:
             self.pace[name] = spent / count
         out.pace = {name: spent / count * 1e6 for name, (spent, count) in timing.items() if count}
         return out
+
+    def _run_guarded(
+        self, raw: bytes, position: int, limit: int, out: Outcome, timing: dict[str, list[float]]
+    ) -> int:
+        """`_run_element`, but an element whose handling raises is dead, as garbage is: what
+        it had added to the outcome is taken out, and each of its ids gets an error answer."""
+        results, dead, retries, ok, failed = (
+            len(out.results),
+            len(out.dead),
+            len(out.retries),
+            out.ok,
+            out.failed,
+        )
+        try:
+            return self._run_element(raw, position, limit, out, timing)
+        except Exception as exc:  # noqa: BLE001 - see run_batch
+            del out.results[results:], out.dead[dead:], out.retries[retries:]
+            out.ok, out.failed, out.stopped_at = ok, failed, None
+            reason = f"the worker failed on this element: {type(exc).__name__}: {exc}"
+            rejected = rejection(raw, reason, self.worker)
+            out.results.extend(rejected.results)
+            out.failed += rejected.answered
+            out.dead.append(rejected.letter)
+            return position + tasks_in(raw)
 
     def _run_element(
         self, raw: bytes, position: int, limit: int, out: Outcome, timing: dict[str, list[float]]
@@ -353,7 +398,7 @@ class Executor:
         except ItemError as exc:
             if exc.task_id is not None:
                 answers.error(exc.task_id, error("PayloadError", reason), 0.0, 0)
-            payload = repr(item).encode("utf-8", "replace")
+            payload = shown(item)
             out.dead.append(
                 encode_dead(
                     payload, reason, task_id=exc.task_id, name=unit.task, worker=self.worker
@@ -361,6 +406,10 @@ class Executor:
             )
             return
         self._dead(unit, item, error("PayloadError", reason), reason, answers, out, 0.0, 0)
+
+
+_Step = Callable[[bytes, int, int, Outcome, dict[str, list[float]]], int]
+"""How a batch runs one element: `Executor._run_element`, or its guarded form."""
 
 
 def _splits(unit: Unit) -> bool:

@@ -19,6 +19,7 @@ from redpool.envelope import (
     parse_unit,
     read_item,
     rebuild,
+    shown,
     tasks_in,
 )
 from redpool.errors import PayloadError
@@ -48,15 +49,32 @@ def sorter(loss: Loss, registry: Registry, worker: str) -> Sort:
         for raw in held:
             count = tasks_in(raw)
             if loss.charge == ALL:
-                _charge(raw, range(count), loss, registry, worker, out)
+                _guarded(raw, range(count), loss, registry, worker, out)
             elif loss.charge is not None and position <= loss.charge < position + count:
-                _charge(raw, [loss.charge - position], loss, registry, worker, out)
+                _guarded(raw, [loss.charge - position], loss, registry, worker, out)
             else:
                 out.back.append(raw)
             position += count
         return out
 
     return sort
+
+
+def _guarded(
+    raw: bytes, which: Any, loss: Loss, registry: Registry, worker: str, out: Returned
+) -> None:
+    """`_charge`, but an element whose charging raises is dead with an error answer for each
+    of its ids: a supervisor, or every reaper after it, that died on it would meet it again
+    on each restart (the give-back is not written, so the element stays where it was)."""
+    back, results, dead = len(out.back), len(out.results), len(out.dead)
+    try:
+        _charge(raw, which, loss, registry, worker, out)
+    except Exception as exc:  # noqa: BLE001 - whatever it is, it must not kill a reaper
+        del out.back[back:], out.results[results:], out.dead[dead:]
+        reason = f"could not be given back: {type(exc).__name__}: {exc}"
+        rejected = rejection(raw, reason, worker)
+        out.results.extend(rejected.results)
+        out.dead.append(rejected.letter)
 
 
 def _charge(
@@ -81,7 +99,7 @@ def _charge(
             task_id, args, kwargs, attempts = read_item(item)
         except ItemError as exc:
             out.dead.append(
-                encode_dead(repr(item).encode(), exc.reason, task_id=exc.task_id, worker=worker)
+                encode_dead(shown(item), exc.reason, task_id=exc.task_id, worker=worker)
             )
             if exc.task_id is not None:
                 answers.error(exc.task_id, error("PayloadError", exc.reason), 0.0, 0)
