@@ -63,19 +63,23 @@ class RetryReport:
     """Of ``retried``, tasks a producer submitted: the run's sink waits for their results."""
 
 
-def retry(client: redis.Redis, keys: Keys, chosen: Selection = EVERY) -> RetryReport:
+def retry(
+    client: redis.Redis, keys: Keys, chosen: Selection = EVERY, producer: str | None = None
+) -> RetryReport:
     """The chosen dead tasks go back to the tasks list as re-runs: a fresh attempt count and
     ``"rerun"`` one more than before, which their new answer carries (see
     `redpool.answers.Answers`), so a reader tells the re-run's result from the first one.
 
-    Tasks a producer submitted count as submitted again (and as re-runs), so the run's sink
-    waits for their new results. Runs under WATCH (redis-py's transaction() retries it) so
-    dead letters written meanwhile are neither lost nor sent twice.
+    Tasks a producer submitted count as submitted again (and as re-runs), and name
+    ``producer`` (the re-run, a producer of the run) instead of the one of their first run,
+    so the run's sink waits for their new results and counts them. Runs under WATCH
+    (redis-py's transaction() retries it) so dead letters written meanwhile are neither lost
+    nor sent twice.
     """
 
     def move(pipe: Transaction) -> RetryReport:
         letters = cast(list[bytes], pipe.lrange(keys.dead, 0, -1))
-        again, stay, kept, submitted = _sort(letters, chosen)
+        again, stay, kept, submitted = _sort(letters, chosen, producer)
         pipe.multi()
         pipe.ltrim(keys.dead, len(letters), -1)
         if stay:  # back in front of any written meanwhile, in their order
@@ -114,7 +118,9 @@ def matching(client: redis.Redis, keys: Keys, chosen: Selection) -> int:
     return sum(1 for letter in letters if chosen(parse(letter)))
 
 
-def _sort(letters: list[bytes], chosen: Selection) -> tuple[list[bytes], list[bytes], int, int]:
+def _sort(
+    letters: list[bytes], chosen: Selection, producer: str | None
+) -> tuple[list[bytes], list[bytes], int, int]:
     """(re-runs to push, letters that stay, how many chosen were unrunnable, submitted)."""
     again: list[bytes] = []
     stay: list[bytes] = []
@@ -126,7 +132,7 @@ def _sort(letters: list[bytes], chosen: Selection) -> tuple[list[bytes], list[by
             continue
         try:
             env = parse_task(str(body["payload"]).encode())
-            again.append(as_rerun(env.raw))
+            again.append(as_rerun(env.raw, producer))
         except (KeyError, TypeError, PayloadError):  # NotJSON is a TypeError
             stay.append(letter)
             kept += 1

@@ -401,15 +401,18 @@ def rerun_of(body: dict[str, Any]) -> int:
     return rerun if type(rerun) is int and rerun > 0 else 0
 
 
-def as_rerun(raw: bytes) -> bytes:
+def as_rerun(raw: bytes, producer: str | None = None) -> bytes:
     """The same single task sent again by ``dead retry``: no attempts yet, and ``"rerun"``
-    one more than before; every other field kept as it was.
+    one more than before; a task a producer submitted names ``producer``, the re-run's own id
+    in the run it joined (only those count toward a run's end); every other field kept.
 
     Raises NotJSON when the payload parses but cannot be written again (nesting deeper than
     the encoder allows): the caller keeps its dead letter."""
     body = codec.loads(raw)
     body.pop("attempts", None)
     body["rerun"] = rerun_of(body) + 1
+    if producer is not None and body.get("producer") is not None:
+        body["producer"] = producer
     return codec.dumps(body)
 
 

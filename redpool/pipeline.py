@@ -126,6 +126,11 @@ class Pipeline:
         )
         return int(run), bool(started)
 
+    def joined(self, producer: str) -> bool:
+        """Whether ``producer`` joined the current run (in any state since): only the results
+        of those count toward the end of its stream."""
+        return bool(self._call(self.client.hexists, self.keys.producers, producer))
+
     def finish_run(self, run: int) -> str:
         """run.lua: mark run ``run`` ended if every producer left and every submitted task's
         result was drained; returns its state (`RUNNING` while it is not, or not current)."""
@@ -513,7 +518,7 @@ class Pipeline:
         producer = f"rerun-{instance_id()}"
         self.join(producer, lease)
         try:
-            report = self._call(deadletters.retry, self.client, self.keys, chosen)
+            report = self._call(deadletters.retry, self.client, self.keys, chosen, producer)
         except BaseException:
             self.abort(producer, "dead retry failed")
             raise

@@ -103,6 +103,8 @@ class Sink:
         self.id = instance_id()
         self._renewed = 0.0
         self._submitted = self._drained = 0  # as last read from Redis, plus our own acks
+        self._members: dict[str | None, bool] = {}
+        """Producer id -> whether it joined the current run, as asked once per id (`_counts`)."""
         self._per_element = max(1, self.settings.batch_size // FIRST_TAKE)
         """Answers per element of the results list lately: a take is sized in answers. Until
         the first take, elements may be chunks (of thousands): take a few, not a batch of
@@ -154,12 +156,14 @@ class Sink:
         self.summary.run = None
         self.summary.outcome, self.summary.short = STOPPED, []
         self._submitted = self._drained = 0
+        self._members.clear()
         self._find_run(follow=True)
 
     def _find_run(self, follow: bool) -> bool:
         """The run to drain: the current one, or (between runs) the next to start. False
         when there is none and the sink is not to wait."""
         state = self.pipe.snapshot()
+        self._members.clear()  # asked again of the run found
         if state.run is not None and not state.run.over:
             self.summary.run = state.run.id
             return True
@@ -171,6 +175,7 @@ class Sink:
             self.drain_once(block=True)  # strays pushed by hand still go out meanwhile
             state = self.pipe.snapshot()
             if state.run is not None and not state.run.over:
+                self._members.clear()
                 self.summary.run = state.run.id
                 return True
         return False
@@ -230,6 +235,7 @@ class Sink:
         if not held:
             return 0
         handled = counted = 0
+        members = self._members
         resumable = self.handler if isinstance(self.handler, Resumable) else None
         before = resumable.mark()[1] if resumable is not None else 0
         for raw in held:
@@ -238,7 +244,7 @@ class Sink:
                 self.handler(ResultEnvelope(one_line(raw), producer, task_id))
                 self.summary.ok += good
                 self.summary.failed += not good
-                counted += producer is not None
+                counted += members[producer] if producer in members else self._counts(producer)
                 handled += 1
                 continue
             answered = parse_results(raw)
@@ -254,7 +260,8 @@ class Sink:
                 handled += len(lines)
             self.summary.ok += answered.ok
             self.summary.failed += answered.failed
-            if answered.producer is not None:
+            producer = answered.producer
+            if members[producer] if producer in members else self._counts(producer):
                 counted += answered.ok + answered.failed
         self._per_element = max(1, handled // len(held))  # elements are chunks, or not
         if self.flush is not None:
@@ -270,6 +277,16 @@ class Sink:
             )
         self._drained += counted
         return len(held)
+
+    def _counts(self, producer: str | None) -> bool:
+        """Whether results from ``producer`` count toward the end of the run: only when it
+        joined the current run. A result with any other producer (a dead letter's payload
+        pushed back by hand, a stray of an earlier run) is written, never counted, or the
+        sink would stop while a submitted task's result is still to come. Asked of Redis once
+        per producer id (a producer joins before it pushes, so its first result finds it
+        there), so the path every result takes stays one dict lookup."""
+        member = self._members[producer] = producer is not None and self.pipe.joined(producer)
+        return member
 
     def done(self) -> bool:
         """The run ended: every producer left and every submitted task's result was drained.

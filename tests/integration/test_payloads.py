@@ -1,0 +1,73 @@
+"""Payloads from a careless or hostile world, against a real redis-server: the run still ends
+with exactly one result per submitted task, no sooner and no later."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import redis
+
+from redpool.answers import ResultEnvelope
+from redpool.producer import Producer
+from tests.inproc import child, sink
+from tests.procs import assert_exactly_once, assert_nothing_left
+from tests.redis_server import RedisServer
+
+
+def test_a_stray_result_with_any_producer_does_not_end_the_run(
+    redis_server: RedisServer, real_redis: redis.Redis, pipeline: str
+) -> None:
+    """A dead letter's payload pushed back by hand names a producer that is not in the run:
+    its result is written, yet counts for nothing, so the sink does not stop while a
+    submitted task's result is still to come."""
+    written: list[dict[str, Any]] = []
+    with Producer(real_redis, pipeline) as producer:
+        ids = [producer.submit("echo", 1), producer.submit("echo", 2)]
+    stray = b'{"id":"ghost-1","task":"echo","args":[3],"producer":"ghost"}'
+    real_redis.lpush(f"redpool:{{{pipeline}}}:tasks", stray)
+    worker = child(real_redis, pipeline, batch=1)
+    drain = sink(real_redis, pipeline, lambda r: written.append(r.body))
+    assert worker.tick() == 1 and worker.tick() == 1  # the stray's result and the first's
+    while drain.drain_once(block=False):
+        pass
+    assert [r["id"] for r in written] == ["ghost-1", ids[0]]
+    assert not drain.done(), "the run ended with a submitted task's result still to come"
+    assert worker.tick() == 1
+    while drain.drain_once(block=False):
+        pass
+    assert drain.done() and drain.summary.outcome == "complete"
+    assert_exactly_once(written, {*ids, "ghost-1"})
+    assert_nothing_left(real_redis, pipeline)
+
+
+def test_a_task_pushed_by_hand_over_the_size_limit_is_answered_under_its_id(
+    redis_server: RedisServer, real_redis: redis.Redis, pipeline: str
+) -> None:
+    """A producer refuses a task over the workers' limit; one pushed by hand (here in a
+    producer's own shape, as a copy of its dead letter would be) is dead, and its error
+    answer, read from the payload's two ends, lets the run end."""
+    written: list[ResultEnvelope] = []
+    producer = Producer(real_redis, pipeline)
+    ids = [producer.submit("echo", 1)]
+    big_id = f"{producer.id}-2"
+    big = b'{"id":"%b","task":"echo","args":["%b"],"kwargs":{},"producer":"%b"}' % (
+        big_id.encode(),
+        b"x" * (17 * 1024 * 1024),
+        producer.id.encode(),
+    )
+    real_redis.rpush(f"redpool:{{{pipeline}}}:tasks", big)
+    real_redis.hincrby(f"redpool:{{{pipeline}}}:stats", "submitted", 1)  # as push.lua counts
+    producer.close()
+    worker, drain = child(real_redis, pipeline), sink(real_redis, pipeline, written.append)
+    while worker.tick():
+        pass
+    while drain.drain_once(block=False):
+        pass
+    assert drain.done(), "the run waits for ever for the oversize task's answer"
+    assert_exactly_once([r.body for r in written], {*ids, big_id})
+    answer = next(r.body for r in written if r.id == big_id)
+    assert answer["ok"] is False and "byte limit" in answer["error"]["message"]
+    letter = orjson.loads(real_redis.lindex(f"redpool:{{{pipeline}}}:dead", 0) or b"{}")
+    assert letter["id"] == big_id and letter["truncated"] == len(big)
+    assert_nothing_left(real_redis, pipeline)
