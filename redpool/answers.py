@@ -236,6 +236,9 @@ class Outcome:
     dead: list[bytes] = field(default_factory=list)
     retries: list[tuple[int, bytes]] = field(default_factory=list)
     """(delay in ms, task envelope) pairs."""
+    later: list[tuple[int, bytes]] = field(default_factory=list)
+    """(delay in ms, element) pairs: elements of a task this worker does not have, given
+    back through the delayed set for a host that has it (a rolling upgrade)."""
     back: list[bytes] = field(default_factory=list)
     """Elements with the tasks this batch did not start, in queue order."""
     pace: dict[str, float] = field(default_factory=dict)

@@ -207,6 +207,14 @@ def _chunksize_option(fn: Callable[P, R]) -> Callable[P, R]:
     default=WorkerSettings.max_tasks_per_child,
     help="Replace a child after this many tasks (for leaky task code).",
 )
+@click.option(
+    "--unknown-wait",
+    type=click.FloatRange(min=0),
+    default=WorkerSettings.unknown_wait,
+    show_default=True,
+    help="Seconds a task this host lacks goes back for another host before it is dead (0: dead"
+    " at once).",
+)
 def worker(
     options: Common,
     tasks_module: str,
@@ -217,6 +225,7 @@ def worker(
     lease: float,
     task_timeout: float,
     max_tasks_per_child: int | None,
+    unknown_wait: float,
 ) -> None:
     """Run a pool of worker processes on this host."""
     from redpool.registry import Registry
@@ -230,6 +239,7 @@ def worker(
         lease=lease,
         task_timeout=task_timeout or None,
         max_tasks_per_child=max_tasks_per_child,
+        unknown_wait=unknown_wait,
     )
     registry = Registry.load(tasks_module)
     sys.exit(run_workers(options.redis, options.pipeline, settings, registry))

@@ -35,6 +35,9 @@ MAX_CHUNK = 5000
 by hand is dead (its answers alone would be an element larger than a sane payload)."""
 SHOWN = 2048
 """How much of an oversized payload a dead letter keeps, so the dead list stays small."""
+REFUSED = "refused"
+"""Field of an element given back by workers that do not have its task (a rolling upgrade):
+when the first of them refused it, in ms since the epoch (that host's clock)."""
 _COUNT = re.compile(rb'\{"n":(\d{1,9}),')
 _STRING = rb'("(?:[^"\\\x00-\x1f]|\\.){1,512}")'
 """A JSON string of up to 512 characters, as bytes: what a field read without parsing holds."""
@@ -227,12 +230,14 @@ def rebuild(unit: Unit, items: list[list[Any]]) -> bytes:
     if unit.single:
         ((task_id, args, kwargs, attempts),) = items
         body = {**unit.body, "id": task_id, "args": args, "kwargs": kwargs}
+        body.pop(REFUSED, None)  # ran: a host had its task
         if attempts:
             body["attempts"] = attempts
         else:
             body.pop("attempts", None)
         return codec.dumps(body)
-    fields = {k: v for k, v in unit.body.items() if k not in ("n", "items", "args", "first")}
+    dropped = ("n", "items", "args", "first", REFUSED)
+    fields = {k: v for k, v in unit.body.items() if k not in dropped}
     return codec.dumps({"n": len(items), **fields, "items": items})
 
 
@@ -393,6 +398,21 @@ def _string(written: bytes) -> str | None:
     except codec.JSONDecodeError:
         return None
     return value if isinstance(value, str) else None
+
+
+def refused(unit: Unit, now_ms: int) -> bytes:
+    """The element again, marked refused by a host that does not have its task: the first
+    refusal's time is kept; every other field, and the order (``n`` first), as it was.
+    Raises NotJSON when it cannot be written again."""
+    first = unit.body.get(REFUSED)
+    body = {**unit.body, REFUSED: first if type(first) is int else now_ms}
+    return codec.dumps(body)
+
+
+def refused_since(unit: Unit) -> int | None:
+    """When a host first refused the element for not having its task (ms since the epoch)."""
+    first = unit.body.get(REFUSED)
+    return first if type(first) is int else None
 
 
 def rerun_of(body: dict[str, Any]) -> int:

@@ -248,6 +248,11 @@ class Pipeline:
                 pipe.hincrby(k.stats, Stat.RETRIED, len(outcome.retries))
             if outcome.back:
                 pipe.lpush(k.tasks, *reversed(outcome.back))
+            if outcome.later:
+                pipe.zadd(
+                    k.delayed, {element: self._now + delay for delay, element in outcome.later}
+                )
+                pipe.hincrby(k.stats, Stat.REQUEUED, _tasks([e for _, e in outcome.later]))
             if outcome.pace:
                 pipe.hset(k.pace, mapping={n: round(us, 3) for n, us in outcome.pace.items()})
             if outcome.ok:
@@ -255,7 +260,7 @@ class Pipeline:
             if outcome.failed:
                 pipe.hincrby(k.stats, Stat.FAILED, outcome.failed)
 
-        if outcome.retries:
+        if outcome.retries or outcome.later:
             self._now = redis_ms(self._call(self.client.time))
         settle = holding_list.settle
         fence = self._scripts.holder

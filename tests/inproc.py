@@ -20,14 +20,20 @@ REGISTRY = Registry.from_module(jobs)
 
 
 def child(
-    client: redis.Redis, pipeline: str, index: int = 0, worker: str = "w1", batch: int = 0
+    client: redis.Redis,
+    pipeline: str,
+    index: int = 0,
+    worker: str = "w1",
+    batch: int = 0,
+    registry: Registry = REGISTRY,
+    **settings: Any,
 ) -> Child:
     """A worker child whose ``tick()`` a test calls itself; ``batch`` fixes how many tasks
-    each tick takes (else it adapts, from one)."""
-    options = WorkerSettings(processes=1, block_seconds=0.01)
+    each tick takes (else it adapts, from one); ``settings``: other `WorkerSettings`."""
+    options = WorkerSettings(**{"processes": 1, "block_seconds": 0.01, **settings})
     if batch:
         options = dataclasses.replace(options, first_batch=batch, max_batch=batch)
-    return Child(Pipeline(client, pipeline), options, REGISTRY, worker, index, Slot())
+    return Child(Pipeline(client, pipeline), options, registry, worker, index, Slot())
 
 
 def sink(

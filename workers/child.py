@@ -55,6 +55,7 @@ class Child:
             settings.task_timeout,
             settings.max_payload,
             settings.batch_seconds,
+            settings.unknown_wait,
         )
         self.stopping = False
         self.batch = settings.first_batch

@@ -17,6 +17,7 @@ from __future__ import annotations
 import gc
 import logging
 import math
+import time
 import traceback
 from collections.abc import Callable
 from time import monotonic
@@ -34,6 +35,8 @@ from redpool.envelope import (
     parse_unit,
     read_item,
     rebuild,
+    refused,
+    refused_since,
     rerun_of,
     shown,
     tasks_in,
@@ -46,6 +49,8 @@ from redpool.workers.slots import CUT, DEADLINE, POSITION, STARTED, Slot
 log = logging.getLogger("redpool.workers")
 _OURS = frozenset({__file__, slots.__file__})
 _NO_LIMIT = 2**62
+UNKNOWN_DELAY = 1.0
+"""Seconds such an element waits in the delayed set each time it is given back."""
 
 
 class Executor:
@@ -57,6 +62,7 @@ class Executor:
         default_timeout: float | None = None,
         max_payload: int = MAX_PAYLOAD,
         budget: float = 0.05,
+        unknown_wait: float = 300.0,
     ) -> None:
         self.registry = registry
         self.worker = worker
@@ -65,6 +71,8 @@ class Executor:
         self.max_payload = max_payload
         self.budget = budget
         """Seconds of work a batch is meant to hold (`WorkerSettings.batch_seconds`)."""
+        self.unknown_wait = unknown_wait
+        """Seconds an element whose task this worker lacks goes back for another host."""
         self.pace: dict[str, float] = {}
         """Task name -> seconds per task, as this child measured it."""
         self.stop = False
@@ -173,7 +181,14 @@ class Executor:
         answers = Answers(unit.task, unit.producer, self.worker, rerun)
         task = self.registry.get(unit.task)
         if task is None:
+            if self._later(unit, position, out):
+                return position + unit.count
             reason = f"unknown task {unit.task!r} (not registered with this worker)"
+            if refused_since(unit) is not None:
+                reason = (
+                    f"unknown task {unit.task!r} (no worker that took it in "
+                    f"{self.unknown_wait:g} s had it registered)"
+                )
             for item in unit.listed():
                 if not self._reach(position, out):
                     break
@@ -192,6 +207,27 @@ class Executor:
             out.ok += answers.ok
             out.failed += answers.failed
         return position
+
+    def _later(self, unit: Unit, position: int, out: Outcome) -> bool:
+        """An element of a task this worker does not have, in a pipeline another host may
+        serve (a rolling upgrade: the new name reaches the queue before every host has it):
+        given back through the delayed set, not dead, until `unknown_wait` seconds after the
+        first host refused it. Marked in the element itself, so every host counts from the
+        same refusal; the delay keeps a host alone with it from taking it again at once.
+        False when it is to be dead now: waited long enough, a cut inside it, or an element
+        that cannot be written again."""
+        now = int(time.time() * 1000)
+        first = refused_since(unit)
+        if not self.unknown_wait or (first is not None and now - first >= self.unknown_wait * 1000):
+            return False
+        if self.slot.start(position, monotonic(), None) < position + unit.count:
+            return False  # part of it was handed to other processes: answer what is ours
+        try:
+            element = refused(unit, now)
+        except NotJSON:
+            return False
+        out.later.append((int(UNKNOWN_DELAY * 1000), element))
+        return True
 
     def _reach(self, position: int, out: Outcome) -> bool:
         """Task ``position`` is refused without running (garbage, an unknown task): like a

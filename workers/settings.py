@@ -39,6 +39,9 @@ class WorkerSettings:
     Longer batches mean fewer commits and sink wake-ups, at the cost of at most one batch of
     idling at the end of a run (the README gives the measured trade-off)."""
     max_payload: int = MAX_PAYLOAD
+    unknown_wait: float = 300.0
+    """Seconds an element whose task name this host lacks is given back for another host
+    (a rolling upgrade), counted from the first refusal; then it is dead. 0: dead at once."""
     block_seconds: float = 0.5
     """How long an idle child blocks on an empty queue before it looks at its stop flag."""
 
@@ -65,6 +68,7 @@ class WorkerSettings:
         require_range("first_batch", self.first_batch, 1, self.max_batch)
         require(self.batch_seconds > 0, "batch_seconds", f"must be > 0, not {self.batch_seconds}")
         require(self.max_payload > 0, "max_payload", f"must be > 0, not {self.max_payload}")
+        require(self.unknown_wait >= 0, "unknown_wait", f"must be >= 0 s, not {self.unknown_wait}")
         require(
             0 < self.block_seconds <= MAX_BLOCK,
             "block_seconds",

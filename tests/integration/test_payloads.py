@@ -9,9 +9,11 @@ import orjson
 import redis
 
 from redpool.answers import ResultEnvelope
+from redpool.pipeline import Pipeline
 from redpool.producer import Producer
-from tests.inproc import child, sink
-from tests.procs import assert_exactly_once, assert_nothing_left
+from redpool.registry import Registry
+from tests.inproc import REGISTRY, child, sink
+from tests.procs import assert_exactly_once, assert_nothing_left, wait_for
 from tests.redis_server import RedisServer
 
 
@@ -70,4 +72,33 @@ def test_a_task_pushed_by_hand_over_the_size_limit_is_answered_under_its_id(
     assert answer["ok"] is False and "byte limit" in answer["error"]["message"]
     letter = orjson.loads(real_redis.lindex(f"redpool:{{{pipeline}}}:dead", 0) or b"{}")
     assert letter["id"] == big_id and letter["truncated"] == len(big)
+    assert_nothing_left(real_redis, pipeline)
+
+
+def test_a_rolling_upgrade_gives_a_task_back_for_a_host_that_has_it(
+    redis_server: RedisServer, real_redis: redis.Redis, pipeline: str
+) -> None:
+    """A host that lacks a task name (not upgraded yet) gives its tasks back, through the
+    delayed set, for a host that has it: none is dead, each has its one result."""
+    old = Registry([t for t in REGISTRY if t.name != "power_of_ten"])
+    pipe = Pipeline(real_redis, pipeline)
+    with Producer(real_redis, pipeline) as producer:
+        producer.map("power_of_ten", [1, 2, 3])
+        ids = [producer.submit("power_of_ten", 4), producer.submit("echo", 5)]
+    before = child(real_redis, pipeline, registry=old, batch=10)
+    while before.tick():
+        pass
+    assert pipe.dead_count() == 0 and real_redis.llen(pipe.keys.results) == 1  # echo's
+    assert real_redis.zcard(pipe.keys.delayed) == 2 and real_redis.llen(pipe.keys.tasks) == 0
+    wait_for(lambda: pipe.promote() == 2, timeout=10, what="the tasks given back to be due")
+    after = child(real_redis, pipeline, index=1, batch=10)
+    while after.tick():
+        pass
+    written: list[dict[str, Any]] = []
+    drain = sink(real_redis, pipeline, lambda r: written.append(r.body))
+    while drain.drain_once(block=False):
+        pass
+    assert drain.done() and drain.summary.outcome == "complete"
+    assert_exactly_once(written, {f"{producer.id}-{i}" for i in (1, 2, 3)} | set(ids))
+    assert len(written) == 5 and all(r["ok"] for r in written) and pipe.dead_count() == 0
     assert_nothing_left(real_redis, pipeline)

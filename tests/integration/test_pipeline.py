@@ -113,7 +113,8 @@ def test_garbage_unknown_tasks_and_bad_arguments_go_to_the_dead_list(
         input=b"[1, 2]\n[1]\n[3, 4]\n",
     )
     assert produced.returncode == 0
-    host = Host(url, pipeline, "--exit-when-done", log=tmp_path / "w.log")
+    # the one host: no other to give the unknown task back for
+    host = Host(url, pipeline, "--exit-when-done", "--unknown-wait", "0", log=tmp_path / "w.log")
     out = tmp_path / "r.jsonl"
     sunk = redpool("sink", "--redis", url, "--pipeline", pipeline, "--output", str(out))
     assert sunk.returncode == 0 and b"4 result(s): 2 ok, 2 failed" in sunk.stderr

@@ -62,7 +62,7 @@ def test_bad_chunks_are_dead_with_a_reason_and_good_work_runs(
     )
     with Producer(any_redis, pipeline, ProducerSettings(chunksize=10)) as p:
         p.map("echo", range(50))
-    run_until_idle(child(any_redis, pipeline))
+    run_until_idle(child(any_redis, pipeline, unknown_wait=0))  # no other host to wait for
     seen = drained(any_redis, pipeline)
     assert sum(1 for i in seen if i.startswith(p.id)) == 50
     assert seen["fine"]["value"] == 1 and seen["q-1"]["value"] == 3 and seen["q-3"]["value"] == 7

@@ -10,7 +10,7 @@ import pytest
 
 from redpool import task
 from redpool.answers import Outcome
-from redpool.envelope import encode_task
+from redpool.envelope import encode_task, parse_unit
 from redpool.errors import TaskTimeout
 from redpool.registry import Registry
 from redpool.workers.execute import Executor
@@ -101,10 +101,33 @@ def test_wrong_arguments_are_dead_at_once_but_a_type_error_inside_is_a_failure()
 
 
 def test_unknown_task_is_rejected_never_imported() -> None:
-    out = run(t("os.system", "echo pwned"))
+    executor = Executor(REG, "w", Slot(), unknown_wait=0)
+    out = executor.run_batch([t("os.system", "echo pwned")])
     letter = orjson.loads(out.dead[0])
     assert "unknown task 'os.system'" in letter["reason"]
     assert orjson.loads(out.results[0])["id"] == "id-os.system"
+    assert "os.system" not in sys.modules
+
+
+def test_an_unknown_task_goes_back_for_another_host_until_its_wait_is_over() -> None:
+    """A rolling upgrade: a host without the task name gives the element back through the
+    delayed set, marked with its first refusal, which later refusals keep; once the wait is
+    over since then, a host still without it makes it dead, answered."""
+    executor = Executor(REG, "w", Slot(), unknown_wait=300)
+    chunk = b'{"n":2,"task":"nope","producer":"p","first":1,"args":[[1],[2]]}'
+    before = int(time.time() * 1000)
+    out = executor.run_batch([chunk, t("os.system", "echo pwned")])
+    assert not out.results and not out.dead and out.ok == out.failed == 0
+    assert [delay for delay, _ in out.later] == [1000]  # the batch stops before the next
+    body = orjson.loads(out.later[0][1])
+    assert before <= body["refused"] <= time.time() * 1000
+    assert parse_unit(out.later[0][1]).count == 2  # still a chunk Redis counts by its "n"
+    again = executor.run_batch([out.later[0][1]]).later
+    assert orjson.loads(again[0][1])["refused"] == body["refused"]
+    body["refused"] -= 300_001
+    late = executor.run_batch([orjson.dumps(body)])
+    assert not late.later and len(late.dead) == 2 and late.failed == 2
+    assert "no worker that took it in 300 s" in orjson.loads(late.dead[0])["reason"]
     assert "os.system" not in sys.modules
 
 
