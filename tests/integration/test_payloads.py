@@ -3,6 +3,7 @@ with exactly one result per submitted task, no sooner and no later."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -13,7 +14,14 @@ from redpool.pipeline import Pipeline
 from redpool.producer import Producer
 from redpool.registry import Registry
 from tests.inproc import REGISTRY, child, sink
-from tests.procs import assert_exactly_once, assert_nothing_left, wait_for
+from tests.procs import (
+    Host,
+    assert_exactly_once,
+    assert_nothing_left,
+    read_results,
+    redpool,
+    wait_for,
+)
 from tests.redis_server import RedisServer
 
 
@@ -101,4 +109,46 @@ def test_a_rolling_upgrade_gives_a_task_back_for_a_host_that_has_it(
     assert drain.done() and drain.summary.outcome == "complete"
     assert_exactly_once(written, {f"{producer.id}-{i}" for i in (1, 2, 3)} | set(ids))
     assert len(written) == 5 and all(r["ok"] for r in written) and pipe.dead_count() == 0
+    assert_nothing_left(real_redis, pipeline)
+
+
+def test_poison_payloads_are_dead_and_answered_while_the_children_live(
+    redis_server: RedisServer, real_redis: redis.Redis, pipeline: str, tmp_path: Path
+) -> None:
+    """Elements that parse yet cannot be shown or read back (nested past what repr takes, a
+    lone surrogate or NaN beside a big integer) once killed the child that took them, again
+    and again, with the tasks behind them waiting: now each is dead, answered under the ids
+    that can be read, no child dies, and the run completes."""
+    deep = b"[" * 1010 + b'"x"' + b"]" * 1010
+    producer = Producer(real_redis, pipeline)
+    me = producer.id.encode()
+    poison = [
+        b'{"n":2,"task":"echo","producer":"%b","items":[%b,["%b-1",[1]]]}' % (me, deep, me),
+        b'{"id":"%b-2","task":"echo","args":["\\ud800",12345678901234567890123],"producer":"%b"}'
+        % (me, me),
+        b'{"id":"%b-3","task":"echo","args":[NaN,1234567890123456789],"producer":"%b"}' % (me, me),
+    ]
+    real_redis.rpush(f"redpool:{{{pipeline}}}:tasks", *poison)
+    real_redis.hincrby(f"redpool:{{{pipeline}}}:stats", "submitted", 3)  # as push.lua counts
+    producer.submitted = 3
+    ids = [f"{producer.id}-{i}" for i in (1, 2, 3)] + [producer.submit("echo", 4)]
+    producer.close()
+    host = Host(redis_server.url, pipeline, "--exit-when-done", log=tmp_path / "w.log")
+    out = tmp_path / "r.jsonl"
+    sunk = redpool(
+        "sink",
+        "--redis",
+        redis_server.url,
+        "--pipeline",
+        pipeline,
+        "--output",
+        str(out),
+        timeout=30,
+    )
+    assert sunk.returncode == 0, sunk.stderr
+    assert host.wait(timeout=30) == 0 and "died" not in host.output(), host.output()
+    results = read_results(out)
+    assert_exactly_once(results, set(ids))
+    assert len(results) == 4 and [r["ok"] for r in results if r["id"] == ids[3]] == [True]
+    assert Pipeline(real_redis, pipeline).dead_count() == 3
     assert_nothing_left(real_redis, pipeline)
