@@ -409,7 +409,8 @@ def run(
         task_name,
         input_path,
         output,
-        _worker_settings(processes, exit_when_done=True),
+        # its pool is the only one: no other host will have a task name its module lacks
+        _worker_settings(processes, exit_when_done=True, unknown_wait=0),
         ProducerSettings(chunksize=chunksize),
         quiet or _to_terminal(output),
     )
