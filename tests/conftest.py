@@ -18,6 +18,17 @@ ROOT = Path(__file__).resolve().parent.parent
 _names = itertools.count()
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("redpool")
+    group.addoption(
+        "--chaos-seconds",
+        type=float,
+        default=45.0,
+        help="How long the random fault schedule of tests/fault/test_chaos.py goes on.",
+    )
+    group.addoption("--chaos-seed", type=int, default=None, help="Replay a random fault schedule.")
+
+
 @pytest.fixture(autouse=True)
 def _no_host_outlives_its_test() -> Iterator[None]:
     yield
