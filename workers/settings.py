@@ -39,6 +39,9 @@ class WorkerSettings:
     Longer batches mean fewer commits and sink wake-ups, at the cost of at most one batch of
     idling at the end of a run (the README gives the measured trade-off)."""
     max_payload: int = MAX_PAYLOAD
+    tracebacks: bool = True
+    """An error result carries the task's traceback, whose lines name this host's file paths
+    (and may quote the failing line); False sends only the error's type and message."""
     block_seconds: float = 0.5
     """How long an idle child blocks on an empty queue before it looks at its stop flag."""
 
