@@ -7,6 +7,7 @@ imported when its subcommand runs.
 from __future__ import annotations
 
 import functools
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from typing import Any, ParamSpec, TypeVar
 import click
 
 from redpool import logs
+from redpool.connection import safe_url
 from redpool.deadletters import Selection
 from redpool.errors import ConfigError, RedpoolError, RunIncomplete, SettingError
 from redpool.keys import COMPLETE, DEFAULT_PIPELINE, check_pipeline_name
@@ -73,7 +75,11 @@ def common(fn: Callable[..., R]) -> Callable[..., R]:
             pipeline_given="pipeline" in given,
         )
         logs.configure(verbose, log_json)
-        return fn(options, **rest)
+        try:
+            return fn(options, **rest)
+        except BrokenPipeError:  # here, before click makes it exit code 1
+            _reader_gone()
+            raise
 
     decorated: Callable[..., R] = wrapper
     for option in reversed(
@@ -215,6 +221,11 @@ def _chunksize_option(fn: Callable[P, R]) -> Callable[P, R]:
     help="Seconds a task this host lacks goes back for another host before it is dead (0: dead"
     " at once).",
 )
+@click.option(
+    "--no-tracebacks",
+    is_flag=True,
+    help="Error results carry the error's type and message only, no traceback (file paths).",
+)
 def worker(
     options: Common,
     tasks_module: str,
@@ -226,6 +237,7 @@ def worker(
     task_timeout: float,
     max_tasks_per_child: int | None,
     unknown_wait: float,
+    no_tracebacks: bool,
 ) -> None:
     """Run a pool of worker processes on this host."""
     from redpool.registry import Registry
@@ -240,6 +252,7 @@ def worker(
         task_timeout=task_timeout or None,
         max_tasks_per_child=max_tasks_per_child,
         unknown_wait=unknown_wait,
+        tracebacks=not no_tracebacks,
     )
     registry = Registry.load(tasks_module)
     sys.exit(run_workers(options.redis, options.pipeline, settings, registry))
@@ -478,7 +491,7 @@ def dead_list(options: Common, limit: int, as_json: bool) -> None:
     """Show dead letters and why each failed."""
     from redpool.report import print_dead
 
-    print_dead(_pipeline(options), limit, as_json)
+    print_dead(_pipeline(options, writes=False), limit, as_json)
 
 
 def _selection(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -519,14 +532,17 @@ def dead_purge(
     click.echo(f"redpool: {count} dead letter(s) dropped")
 
 
-def _pipeline(options: Common) -> Pipeline:
-    return Pipeline.connect(options.redis, options.pipeline)
+def _pipeline(options: Common, writes: bool = True) -> Pipeline:
+    return Pipeline.connect(options.redis, options.pipeline, writes=writes)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: one line on stderr and an exit code for every failure."""
+    hide_secrets_from_ps()
     try:
         cli.main(args=argv, prog_name="redpool", standalone_mode=False)
+    except BrokenPipeError:
+        _reader_gone()
     except click.UsageError as exc:
         _fail(exc.format_message(), EXIT_USAGE)
     except SettingError as exc:
@@ -541,6 +557,32 @@ def main(argv: list[str] | None = None) -> None:
         _fail(str(exc), EXIT_ERROR)
     except click.ClickException as exc:
         _fail(exc.format_message(), EXIT_ERROR)
+
+
+def hide_secrets_from_ps() -> None:
+    """A password in ``--redis`` (or ``--redis=...``) would show in ``ps`` for this process and
+    for every child forked from it (they share its title): rewrite the title with each URL's
+    secrets masked, before anything forks."""
+    masked = [_masked(arg) for arg in sys.argv]
+    if masked == sys.argv:
+        return
+    import setproctitle
+
+    setproctitle.setproctitle(" ".join(masked))
+
+
+def _masked(arg: str) -> str:
+    option, eq, value = arg.partition("=")
+    if eq and option.startswith("--"):
+        return f"{option}={safe_url(value)}"
+    return safe_url(arg) if "://" in arg or "@" in arg else arg
+
+
+def _reader_gone() -> None:
+    """stdout's reader went away (``redpool status | head -2``): what it wanted it has; exit 0
+    quietly. stdout now points at /dev/null, so Python's final flush finds no pipe to break."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    sys.exit(0)
 
 
 def _fail(message: str, code: int) -> None:

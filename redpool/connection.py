@@ -15,8 +15,8 @@ import math
 import random
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from typing import Any, TypeVar, cast
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import redis
 from redis.backoff import NoBackoff
@@ -26,7 +26,13 @@ from redpool.errors import Aborted, ConfigError, RedisRefused, RedisUnavailable,
 from redpool.settings import RedisSettings
 
 TRANSIENT = (redis.ConnectionError, redis.TimeoutError)
-"""Errors that mean "Redis is away for now", never "Redis said no"."""
+"""Errors that mean "Redis is away for now", never "Redis said no" (but see `AUTH`)."""
+AUTH = redis.AuthenticationError
+"""A refused password (WRONGPASS, NOAUTH): redis-py makes it a ConnectionError, but a retry
+gets the same answer for ever (a password rotated mid-run), so it is never an outage."""
+OOM = redis.exceptions.OutOfMemoryError
+"""Redis is at its maxmemory (under noeviction): waited out like an outage, as the sink frees
+memory as it drains results; the sink itself goes on with scripts allowed to run then."""
 T = TypeVar("T")
 
 
@@ -55,7 +61,7 @@ def connect(settings: RedisSettings) -> redis.Redis:
         try:
             client.ping()
             return client
-        except (redis.AuthenticationError, redis.ResponseError) as exc:
+        except (AUTH, redis.ResponseError) as exc:
             raise explain(exc, address(client)) from None
         except TRANSIENT as exc:
             if time.monotonic() + delay > deadline:
@@ -67,17 +73,75 @@ def connect(settings: RedisSettings) -> redis.Redis:
             delay = min(delay * 2, 1.0)
 
 
+def require_noeviction(client: redis.Redis) -> None:
+    """Refuse to run on a Redis that evicts keys when full: it would drop tasks, results and
+    leases silently, and every role would still end "complete". Says nothing when neither
+    CONFIG nor INFO is allowed (an ACL, a renamed command): there is no way to tell."""
+    policy = _eviction_policy(client)
+    if policy is None or policy == "noeviction":
+        return
+    raise ConfigError(
+        f"Redis at {address(client)} evicts keys when it is full (maxmemory-policy {policy}), "
+        "which loses tasks and results silently: run CONFIG SET maxmemory-policy noeviction "
+        "(and set it in redis.conf)"
+    )
+
+
+def _eviction_policy(client: redis.Redis) -> str | None:
+    try:
+        reply = cast(dict[str, str], client.config_get("maxmemory-policy"))
+        if "maxmemory-policy" in reply:
+            return str(reply["maxmemory-policy"])
+    except (redis.ResponseError, AUTH):  # a NoPermissionError, or CONFIG renamed away
+        pass
+    try:
+        info = client.info("memory")
+    except (redis.ResponseError, AUTH):
+        return None
+    policy = info.get("maxmemory_policy")
+    return None if policy is None else str(policy)
+
+
+def maxmemory(client: redis.Redis) -> str:
+    """Redis' maxmemory for a message, as "maxmemory 3,145,728 bytes" ("maxmemory" alone when
+    it will not say: CONFIG refused by an ACL). CONFIG GET is allowed when Redis is full."""
+    try:
+        reply = cast(dict[str, str], client.config_get("maxmemory"))
+        return f"maxmemory {int(reply['maxmemory']):,} bytes"
+    except (redis.RedisError, KeyError, ValueError):
+        return "maxmemory"
+
+
 def redis_ms(reply: tuple[int, int] | list[int]) -> int:
     """Redis TIME -> milliseconds: the clock every host agrees on."""
     return int(reply[0]) * 1000 + int(reply[1]) // 1000
 
 
 def safe_url(url: str) -> str:
-    """The URL without its password, for messages."""
-    if "@" not in url:
-        return url
-    scheme, _, rest = url.partition("://")
-    return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+    """The URL without its secrets, for messages: user and password (``***@``), and a
+    ``password`` (or ``username``) query parameter. A URL too malformed to take apart is
+    masked up to its last ``@``, or shown as ``(a malformed URL)`` when it has a query."""
+    try:
+        parts = urlsplit(url)
+        netloc = parts.netloc
+        if "@" in netloc:
+            netloc = "***@" + netloc.rsplit("@", 1)[1]
+        query = parts.query
+        if query:
+            pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=True)
+            query = urlencode(
+                [(k, "***" if k.lower() in _SECRET_PARAMS else v) for k, v in pairs], safe="*"
+            )
+        if parts.scheme and url.startswith(f"{parts.scheme}://"):
+            return f"{parts.scheme}://{netloc}{parts.path}{'?' if query else ''}{query}"
+    except ValueError:
+        pass
+    if "?" in url:
+        return "(a malformed URL)"
+    return "***@" + url.rsplit("@", 1)[1] if "@" in url else url
+
+
+_SECRET_PARAMS = {"password", "username"}
 
 
 def address(client: redis.Redis) -> str:
@@ -168,8 +232,10 @@ class Outage:
     Every call we make is safe to repeat (the scripts are fenced or idempotent), which is
     what makes blind retrying correct here rather than a source of duplicates. ``abort`` is
     asked between tries: once it says yes (a second signal), the call raises `Aborted`.
-    Any other error from Redis becomes one of ours (`explain`: where is Redis, ``where``, and
-    which pipeline it is about), so nothing above the contract needs redis-py's exceptions.
+    A Redis out of memory (`OOM`) is waited out the same way: the sink frees memory. A
+    refused password is not an outage (`AUTH`). Any other error from Redis becomes one of
+    ours (`explain`: where is Redis, ``where``, and which pipeline it is about), so nothing
+    above the contract needs redis-py's exceptions.
     """
 
     def __init__(
@@ -179,36 +245,60 @@ class Outage:
         *,
         where: str = "?",
         pipeline: str | None = None,
+        client: redis.Redis | None = None,
     ) -> None:
         self.log = log
         self.abort = abort
         self.where = where
         self.pipeline = pipeline
+        self.client = client
+        """Asked for its maxmemory when Redis is full, for the message."""
         self.back_at = -math.inf
         """time.monotonic() when the last outage this caller rode out ended."""
 
     def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return self.run(lambda: fn(*args, **kwargs))
+
+    def run(self, fn: Callable[[], T], wait_for_memory: bool = True) -> T:
+        """``fn()``, riding out outages; without ``wait_for_memory``, an `OOM` is raised to
+        the caller (which has a way to go on under it) rather than waited out."""
         started: float | None = None
         delay = 0.05
         failed = False
         while True:
             try:
-                value = fn(*args, **kwargs)
-            except TRANSIENT as exc:
+                value = fn()
+            except AUTH as exc:
+                raise explain(exc, self.where, self.pipeline) from None
+            except (*TRANSIENT, OOM) as exc:
+                full = isinstance(exc, OOM)
+                if full and not wait_for_memory:
+                    raise
                 if self.abort():
                     raise Aborted(f"Redis unavailable ({exc})") from None
-                if not failed:  # once, at once and quietly: a connection Redis closed idle
+                if not (failed or full):  # once, at once and quietly: a connection Redis closed
                     failed = True
                     continue
                 if started is None:
                     started = time.monotonic()
-                    self.log.warning("Redis unavailable (%s); retrying until it is back", exc)
-                time.sleep(delay * random.uniform(0.5, 1.0))
-                delay = min(delay * 2, 2.0)
-                continue
+                    self.log.warning(self._full() if full else self._away(exc))
             except redis.RedisError as exc:
                 raise explain(exc, self.where, self.pipeline) from None
-            if started is not None:
-                self.back_at = time.monotonic()
-                self.log.info("Redis back after %.1f s", self.back_at - started)
-            return value
+            else:
+                if started is not None:
+                    self.back_at = time.monotonic()
+                    self.log.info("Redis back after %.1f s", self.back_at - started)
+                return value
+            time.sleep(delay * random.uniform(0.5, 1.0))
+            delay = min(delay * 2, 2.0)
+
+    @staticmethod
+    def _away(exc: Exception) -> str:
+        return f"Redis unavailable ({exc}); retrying until it is back"
+
+    def _full(self) -> str:
+        limit = maxmemory(self.client) if self.client is not None else "maxmemory"
+        return (
+            f"Redis is out of memory ({limit}): waiting until the sink drains results (or "
+            "raise maxmemory, or lower --max-backlog)"
+        )

@@ -7,6 +7,7 @@ runs in a thread and the sink in the foreground.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import sys
 import threading
 import time
@@ -24,7 +25,7 @@ from redpool.progress import progress
 from redpool.registry import Registry
 from redpool.settings import RedisSettings
 from redpool.sink import Sink
-from redpool.sink.outputs import JsonLines, JsonLinesFile, open_output
+from redpool.sink.outputs import JsonLines, JsonLinesFile, close_output, open_output
 from redpool.workers.settings import WorkerSettings
 from redpool.workers.supervisor import run_workers
 
@@ -40,6 +41,7 @@ def run_all(
     producing: ProducerSettings,
     quiet: bool = True,
 ) -> None:
+    _refuse_same_file(input_path, output)
     registry = Registry.load(tasks_module)  # fail here, in one line, not in the pool
     if registry.get(task_name) is None:
         names = ", ".join(sorted(t.name for t in registry))
@@ -53,7 +55,7 @@ def run_all(
             Pipeline.connect(redis, pipeline).backlog()
         stream = open_output(output, append=False)
         if output != "-":
-            stack.callback(stream.close)
+            stack.callback(close_output, stream)
         started = time.perf_counter()
         pool = _start_pool(redis, pipeline, settings, registry)
         stack.callback(_stop, pool)
@@ -84,6 +86,22 @@ def run_all(
         )
         if produced.get("bad"):
             raise ConfigError(f"{produced['bad']} bad input line(s) skipped")
+
+
+def _refuse_same_file(input_path: str, output: str) -> None:
+    """``run`` starts its output anew: the input itself as the output would be emptied before
+    a line of it was read. Refused before anything is touched."""
+    if "-" in (input_path, output):
+        return
+    try:
+        same = os.path.samefile(input_path, output)
+    except OSError:  # one of them does not exist (yet): they cannot be one file
+        return
+    if same:
+        raise ConfigError(
+            f"--output {output!r} is the input file: run writes its output anew, which would "
+            "empty the input; write the results to another file"
+        )
 
 
 def _start_pool(

@@ -26,6 +26,10 @@ class SettingError(ConfigError):
         self.problem = problem
 
 
+class OutputError(RedpoolError):
+    """The sink could not write its output (a full disk): what it took stays unacknowledged."""
+
+
 class RedisUnavailable(RedpoolError):
     """Redis could not be reached within the allowed wait."""
 

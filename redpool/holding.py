@@ -32,7 +32,7 @@ from redpool.keys import Keys
 
 DONE = b"done:"
 """Prefix of a token whose settle went through (kept 10 minutes for a repeated settle)."""
-_DONE_MS = 600_000
+DONE_MS = 600_000
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,7 @@ def settle(
             return 2 if state == DONE + taken.token else 0
         pipe.multi()
         pipe.delete(holding)
-        pipe.set(marker, DONE + taken.token, px=_DONE_MS)
+        pipe.set(marker, DONE + taken.token, px=DONE_MS)
         write(pipe)
         return 1
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -22,7 +23,15 @@ from redis.client import Pipeline as Transaction
 from redpool import codec, deadletters, state
 from redpool import holding as holding_list
 from redpool.answers import Outcome
-from redpool.connection import Outage, address, connect, never, redis_ms
+from redpool.connection import (
+    OOM,
+    Outage,
+    address,
+    connect,
+    never,
+    redis_ms,
+    require_noeviction,
+)
 from redpool.envelope import split_at, tasks_in
 from redpool.errors import RedisRefused, RedpoolError, StreamClosed
 from redpool.keys import ABANDONED, ABORTED, CLOSED, KEEP_RUN, Keys, Stat, instance_id
@@ -87,7 +96,7 @@ class Pipeline:
         self.where = address(client)
         """Where this Redis is, for messages: a URL without its password."""
         log = log or logging.getLogger("redpool")
-        self._outage = Outage(log, abort, where=self.where, pipeline=name)
+        self._outage = Outage(log, abort, where=self.where, pipeline=name, client=client)
 
     @classmethod
     def connect(
@@ -97,9 +106,16 @@ class Pipeline:
         *,
         log: logging.Logger | None = None,
         abort: Callable[[], bool] = never,
+        writes: bool = True,
     ) -> Pipeline:
-        """Connect (waiting up to the settings' ``wait`` for Redis), or use a given client."""
-        return cls(client_for(target), name, log=log, abort=abort)
+        """Connect (waiting up to the settings' ``wait`` for Redis), or use a given client.
+
+        A role that ``writes`` refuses a Redis that evicts keys (`require_noeviction`); a
+        look (status, dead list) goes on, to show what is there."""
+        pipe = cls(client_for(target), name, log=log, abort=abort)
+        if writes:
+            pipe._call(require_noeviction, pipe.client)
+        return pipe
 
     def impatient(self) -> Pipeline:
         """The same pipeline with a retry policy that gives up at once: for a hard stop, where
@@ -111,6 +127,14 @@ class Pipeline:
 
     def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return self._outage.call(fn, *args, **kwargs)
+
+    def _freeing(self, fn: Callable[[], Any], when_full: Callable[[], Any]) -> Any:
+        """``fn()``, or ``when_full()`` (a script allowed to run then) when Redis refuses it for
+        want of memory: for the sink, which frees memory and so must run when Redis is full."""
+        try:
+            return self._outage.run(fn, wait_for_memory=False)
+        except OOM:
+            return self._outage.run(when_full)
 
     # -- producers ---------------------------------------------------------------------------
 
@@ -386,28 +410,37 @@ class Pipeline:
 
     def lease(self, holder: str, seconds: float) -> bool:
         """lease.lua: take or renew the sink's lease; False while another sink holds it."""
-        args = [holder, int(seconds * 1000)]
-        return bool(self._call(self._scripts.lease, keys=[self.keys.sink], args=args))
+        return bool(self._lease(holder, int(seconds * 1000)))
 
     def release(self, holder: str) -> None:
         """Give the sink's lease up, if we hold it."""
-        self._call(self._scripts.lease, keys=[self.keys.sink], args=[holder, 0])
+        self._lease(holder, 0)
+
+    def _lease(self, holder: str, ms: int) -> Any:
+        keys = [self.keys.sink]
+        args: list[str | int] = [holder, ms]
+        return self._freeing(
+            lambda: self._scripts.lease(keys=keys, args=args),
+            lambda: self._scripts.lease_oom(keys=keys, args=args),
+        )
 
     def take_results(self, count: int, block: float | None) -> holding_list.Taken:
-        """Up to ``count`` elements of the results list into ``sinking``, as `take`."""
-        return cast(
-            holding_list.Taken,
-            self._call(
-                holding_list.take,
-                self.client,
-                self.keys,
-                self.keys.results,
-                self.keys.sinking,
-                count,
-                block,
-                self._scripts.take,
-            ),
-        )
+        """Up to ``count`` elements of the results list into ``sinking``, as `take` (with
+        drain.lua when Redis is out of memory, and then without blocking)."""
+        k = self.keys
+
+        def native() -> holding_list.Taken:
+            return holding_list.take(
+                self.client, k, k.results, k.sinking, count, block, self._scripts.take
+            )
+
+        def when_full() -> holding_list.Taken:
+            token = secrets.token_hex(8).encode()
+            keys = [k.results, k.sinking, k.held(k.sinking)]
+            held = self._scripts.drain(keys=keys, args=[min(count, MAX_BATCH), token])
+            return holding_list.Taken(cast(list[bytes], held), token)
+
+        return cast(holding_list.Taken, self._freeing(native, when_full))
 
     def ack(
         self,
@@ -430,17 +463,22 @@ class Pipeline:
             if mark is not None:
                 pipe.hset(self.keys.outputs, mark[0], mark[1])
 
-        settled = self._call(
-            holding_list.settle,
-            self.client,
-            self.keys,
-            self.keys.sinking,
-            taken,
-            len(taken.held),
-            write,
-            self._scripts.holder,
-        )
-        return int(settled)
+        k = self.keys
+
+        def native() -> int:
+            held = len(taken.held)
+            return holding_list.settle(
+                self.client, k, k.sinking, taken, held, write, self._scripts.holder
+            )
+
+        def when_full() -> int:
+            keys = [k.sinking, k.held(k.sinking), k.stats, k.outputs]
+            name, size = mark if mark is not None else ("", 0)
+            args: list[bytes | str | int] = [taken.token, len(taken.held), holding_list.DONE_MS]
+            args += [counted, sunk, name, size]
+            return cast(int, self._scripts.ack(keys=keys, args=args))
+
+        return int(self._freeing(native, when_full))
 
     def output_mark(self, name: str) -> int | None:
         """Bytes of output ``name`` that hold acknowledged results, as last recorded."""
@@ -450,7 +488,11 @@ class Pipeline:
     def record_output(self, name: str, mark: int) -> None:
         """Record where output ``name``'s acknowledged results end, outside an ack (a sink's
         first use of a file: its size then)."""
-        self._call(self.client.hset, self.keys.outputs, name, mark)
+        keys = [self.keys.outputs]
+        self._freeing(
+            lambda: self.client.hset(keys[0], name, mark),
+            lambda: self._scripts.mark(keys=keys, args=[name, mark]),
+        )
 
     def results_waiting(self) -> int:
         """Answers in the results list by the counters: what workers wrote less what the sink

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import sys
 import time
+from collections.abc import Iterator
 from typing import BinaryIO, Protocol, runtime_checkable
 
 from redpool.answers import ResultEnvelope
-from redpool.errors import ConfigError
+from redpool.errors import ConfigError, OutputError
 
 
 @runtime_checkable
@@ -35,29 +37,53 @@ class Resumable(Protocol):
         """Drop what lies past ``mark``; returns the bytes cut."""
         ...
 
+    def end_line(self) -> bool:
+        """End a partial last line that is not ours; True when it did."""
+        ...
+
 
 class JsonLines:
     """A handler that appends each result's JSON as one line; ``flush`` before each ack.
 
-    The sink hands it a chunk's answers all at once (`write_lines`): one write of all the
-    lines, and a line is never written in two pieces."""
+    Each line goes to the stream in one write with its newline, and the sink hands it a
+    chunk's answers all at once (`write_lines`): one write of all the lines. A line is never
+    written in two pieces by us; one cut short by the system (a full disk, a kill inside a
+    write) lies past the acknowledged mark, and a restarted sink cuts it off.
 
-    def __init__(self, stream: BinaryIO, fsync: bool = False) -> None:
+    A write that fails (a full disk, a closed pipe) is an `OutputError`: one line, and the
+    batch is not acknowledged, so nothing is lost and a later sink writes it again."""
+
+    def __init__(self, stream: BinaryIO, fsync: bool = False, path: str = "-") -> None:
         self.stream = stream
         self.fsync = fsync
         """Also fsync before each acknowledgement: the file then survives the machine
         crashing, not only the sink (a flush is enough for that)."""
+        self.path = path
 
     def __call__(self, result: ResultEnvelope) -> None:
-        self.stream.write(result.raw + b"\n")
+        with self._writing():
+            self.stream.write(result.raw + b"\n")
 
     def write_lines(self, lines: list[bytes]) -> None:
-        self.stream.write(b"\n".join(lines) + b"\n")
+        with self._writing():
+            self.stream.write(b"\n".join(lines) + b"\n")
 
     def flush(self) -> None:
-        self.stream.flush()
-        if self.fsync:
-            os.fsync(self.stream.fileno())
+        with self._writing():
+            self.stream.flush()
+            if self.fsync:
+                os.fsync(self.stream.fileno())
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        try:
+            yield
+        except OSError as exc:
+            what = "stdout" if self.path == "-" else repr(self.path)
+            raise OutputError(
+                f"cannot write results to {what}: {exc.strerror or exc}; they stay in Redis, "
+                "unacknowledged, for the next sink"
+            ) from None
 
 
 class JsonLinesFile(JsonLines):
@@ -68,7 +94,7 @@ class JsonLinesFile(JsonLines):
     the first one is gone, so the two never interleave their batches."""
 
     def __init__(self, stream: BinaryIO, path: str, fsync: bool = False) -> None:
-        super().__init__(stream, fsync)
+        super().__init__(stream, fsync, path)
         if not _locked(stream):
             raise ConfigError(f"output {path!r} is being written by another process")
         info = os.fstat(stream.fileno())
@@ -78,8 +104,27 @@ class JsonLinesFile(JsonLines):
         return self.name, self.stream.tell()
 
     def size(self) -> int:
-        self.stream.flush()
+        self.flush()
         return os.fstat(self.stream.fileno()).st_size
+
+    def end_line(self) -> bool:
+        """A file that ends in a partial line (not ours: nothing of ours lies past our mark
+        once `cut_back` ran) gets a newline, so our first result starts a line of its own
+        rather than being glued onto it. True when one was added."""
+        size = self.size()
+        if size == 0:
+            return False
+        try:  # the stream is open for appending only
+            with open(self.path, "rb") as reader:
+                reader.seek(size - 1)
+                if reader.read(1) in (b"\n", b""):
+                    return False
+        except OSError:
+            return False
+        with self._writing():
+            self.stream.write(b"\n")
+        self.flush()
+        return True
 
     def cut_back(self, mark: int) -> int:
         self.stream.flush()
@@ -104,6 +149,13 @@ def _locked(stream: BinaryIO, wait: float = 30.0) -> bool:
             time.sleep(0.1)
         except OSError:  # a file system without locks: go on without
             return True
+
+
+def close_output(stream: BinaryIO) -> None:
+    """Close a file output. Whatever it still buffers was never acknowledged, so a close that
+    cannot write it (a full disk: the error was reported already) loses nothing."""
+    with contextlib.suppress(OSError):
+        stream.close()
 
 
 def open_output(path: str, append: bool = True) -> BinaryIO:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 
 from redpool.pipeline import RedisTarget
-from redpool.sink.outputs import JsonLines, JsonLinesFile, open_output
+from redpool.sink.outputs import JsonLines, JsonLinesFile, close_output, open_output
 from redpool.sink.sink import Sink, SinkSettings, Summary
 
 
@@ -31,4 +31,4 @@ def sink_to(
         return sink.run(follow=follow)
     finally:
         if path != "-":
-            stream.close()
+            close_output(stream)

@@ -183,13 +183,20 @@ class Sink:
     def _resume_output(self) -> None:
         """A file output that a sink wrote to before: cut it back to where acknowledged
         results end, dropping what a sink that died wrote but did not acknowledge (it is
-        still held, and is written again now): each result is in the file once. A file with
-        no mark of its own (new, recreated, or shorter than its mark: cut by hand) starts
-        from its size now."""
+        still held, and is written again now): each result is in the file once, and a line
+        torn by a kill mid-write is cut off with it. A file with no mark of its own (new,
+        recreated, or shorter than its mark: cut by hand) starts from its size now, after a
+        newline if it ended in a partial line."""
         if not isinstance(self.handler, Resumable):
             return
         recorded = self.pipe.output_mark(self.handler.name)
         if recorded is None or self.handler.size() < recorded:
+            if self.handler.end_line():
+                log.warning(
+                    "%s ended in a partial line that this pipeline's sink did not write: a "
+                    "newline was added after it, so results start on a line of their own",
+                    self.handler.name,
+                )
             self.pipe.record_output(self.handler.name, self.handler.size())
             return
         cut = self.handler.cut_back(recorded)

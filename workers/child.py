@@ -56,6 +56,7 @@ class Child:
             settings.max_payload,
             settings.batch_seconds,
             settings.unknown_wait,
+            settings.tracebacks,
         )
         self.stopping = False
         self.batch = settings.first_batch
@@ -191,7 +192,12 @@ def child_main(
     signal.signal(signal.SIGTERM, child.request_stop)
     signal.signal(signal.SIGALRM, child.executor.on_alarm)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
-    os._exit(child.run())
+    try:
+        code = child.run()
+    except RedpoolError as exc:  # Redis refused something: one line, not a trace
+        log.error("child %d stopped: %s", index, exc)
+        code = 1
+    os._exit(code)
 
 
 def _die_with_parent() -> None:

@@ -63,8 +63,11 @@ class Executor:
         max_payload: int = MAX_PAYLOAD,
         budget: float = 0.05,
         unknown_wait: float = 300.0,
+        tracebacks: bool = True,
     ) -> None:
         self.registry = registry
+        self.tracebacks = tracebacks
+        """An error result carries the task's traceback (with file paths: see the README)."""
         self.worker = worker
         self.slot = slot
         self.default_timeout = default_timeout
@@ -370,7 +373,8 @@ class Executor:
             err = error("TaskTimeout", f"timed out after {timeout or 0:g} s")
             self._fail(unit, task, item, err, answers, out, began, crashed=True)
             return
-        err = error(type(exc).__name__, str(exc), traceback.format_exc())
+        trace = traceback.format_exc() if self.tracebacks else ""
+        err = error(type(exc).__name__, str(exc), trace)
         _, args, kwargs, _ = read_item(item)
         if isinstance(exc, TypeError) and not task.arguments_fit(args, kwargs):
             reason = f"wrong arguments for task {unit.task!r}: {exc}"

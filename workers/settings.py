@@ -42,6 +42,9 @@ class WorkerSettings:
     unknown_wait: float = 300.0
     """Seconds an element whose task name this host lacks is given back for another host
     (a rolling upgrade), counted from the first refusal; then it is dead. 0: dead at once."""
+    tracebacks: bool = True
+    """An error result carries the task's traceback, whose lines name this host's file paths
+    (and may quote the failing line); False sends only the error's type and message."""
     block_seconds: float = 0.5
     """How long an idle child blocks on an empty queue before it looks at its stop flag."""
 

@@ -31,7 +31,12 @@ _NAMES = (
     "run",
     "leave",
     "renew",
+    "drain",
+    "ack",
+    "mark",
 )
+ALLOW_OOM = "#!lua flags=allow-oom\n"
+"""Makes a script runnable when Redis is at its maxmemory (Redis 7's script flags)."""
 
 
 def source(name: str) -> str:
@@ -53,7 +58,19 @@ class Scripts:
     run: Script
     leave: Script
     renew: Script
+    drain: Script
+    """The sink's take when Redis is out of memory (allow-oom, Redis 7)."""
+    ack: Script
+    """The sink's settle when Redis is out of memory (allow-oom, Redis 7)."""
+    mark: Script
+    """The sink's output mark when Redis is out of memory (allow-oom, Redis 7)."""
+    lease_oom: Script
+    """lease.lua, allowed to run when Redis is out of memory: the sink, which frees memory,
+    must be able to start then. Only used once Redis said OOM: older Redis and fakeredis do
+    not know script flags."""
 
     @classmethod
     def register(cls, client: redis.Redis) -> Scripts:
-        return cls(**{name: client.register_script(source(name)) for name in _NAMES})
+        scripts = {name: client.register_script(source(name)) for name in _NAMES}
+        lease_oom = client.register_script(ALLOW_OOM + source("lease"))
+        return cls(**scripts, lease_oom=lease_oom)
