@@ -22,12 +22,14 @@ REGISTRY = Registry.from_module(jobs)
 def child(
     client: redis.Redis, pipeline: str, index: int = 0, worker: str = "w1", batch: int = 0
 ) -> Child:
-    """A worker child whose ``tick()`` a test calls itself; ``batch`` fixes how many tasks
-    each tick takes (else it adapts, from one)."""
+    """A worker child whose ``tick()`` a test calls itself, its host registered with a long
+    lease; ``batch`` fixes how many tasks each tick takes (else it adapts, from one)."""
     options = WorkerSettings(processes=1, block_seconds=0.01)
     if batch:
         options = dataclasses.replace(options, first_batch=batch, max_batch=batch)
-    return Child(Pipeline(client, pipeline), options, REGISTRY, worker, index, Slot())
+    pipe = Pipeline(client, pipeline)
+    pipe.heartbeat(worker, 3600, {"processes": index + 1})  # as its supervisor does first
+    return Child(pipe, options, REGISTRY, worker, index, Slot())
 
 
 def sink(

@@ -45,6 +45,7 @@ class Child:
     ) -> None:
         self.settings = settings
         self.pipe = pipe
+        self.worker_id = worker_id
         self.inflight = self.pipe.keys.inflight(worker_id, index)
         name = f"{worker_id}:{index}"
         self.slot = slot
@@ -63,6 +64,7 @@ class Child:
         self._parent = os.getppid()
         self._results_checked = -RESULTS_CHECK
         self._full = False
+        self._lease_lost = False
 
     def run(self) -> int:
         """Until told to stop, the parent dies, or ``max_tasks_per_child`` tasks started."""
@@ -81,7 +83,13 @@ class Child:
         run, or refused as garbage; not those it gave back unstarted."""
         if self._results_full():
             return 0
-        taken = self.pipe.take(self.inflight, self.batch, self.settings.block_seconds)
+        taken = self.pipe.take(
+            self.inflight, self.batch, self.settings.block_seconds, self.worker_id
+        )
+        if not taken.leased:
+            self._unleased()
+            return 0
+        self._lease_lost = False
         if not taken.held:
             return 0
         started = monotonic()
@@ -101,6 +109,15 @@ class Child:
         self.done += outcome.started
         held_tasks = sum(tasks_in(raw) for raw in taken.held)
         return held_tasks if outcome.stopped_at is None else outcome.stopped_at
+
+    def _unleased(self) -> None:
+        """This host's lease ran out (its supervisor stalled, or lost Redis): other hosts
+        reap it, so take nothing until the supervisor renews the lease, or dies and takes
+        this child with it."""
+        if not self._lease_lost:
+            log.warning("this host's lease ran out; taking no tasks until it is renewed")
+        self._lease_lost = True
+        time.sleep(self.settings.block_seconds)  # what it waits on is the supervisor's renewal
 
     def _results_full(self) -> bool:
         """Over ``max_results``: wait a little instead of taking more (back-pressure from

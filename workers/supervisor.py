@@ -140,7 +140,7 @@ class Supervisor:
         ``wait_for_run``). A run that came and went between two looks still counts, by its end
         time, and so does one whose work is done but whose sink has not yet marked it ended.
         """
-        state = self.pipe.snapshot()
+        state = self.pipe.snapshot(every_holder=True)  # orphans too: not yet given back
         if not (state.closed and state.idle):
             self._seen_work = True
             return False

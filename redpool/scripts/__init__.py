@@ -31,6 +31,7 @@ _NAMES = (
     "run",
     "leave",
     "renew",
+    "fence",
 )
 
 
@@ -53,6 +54,7 @@ class Scripts:
     run: Script
     leave: Script
     renew: Script
+    fence: Script
 
     @classmethod
     def register(cls, client: redis.Redis) -> Scripts:
