@@ -186,6 +186,8 @@ class Outage:
         self.pipeline = pipeline
         self.back_at = -math.inf
         """time.monotonic() when the last outage this caller rode out ended."""
+        self.away_since: float | None = None
+        """time.monotonic() when the outage a call is riding out now began, if one is."""
 
     def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         started: float | None = None
@@ -195,7 +197,10 @@ class Outage:
             try:
                 value = fn(*args, **kwargs)
             except TRANSIENT as exc:
+                if self.away_since is None:
+                    self.away_since = time.monotonic()
                 if self.abort():
+                    self.away_since = None
                     raise Aborted(f"Redis unavailable ({exc})") from None
                 if not failed:  # once, at once and quietly: a connection Redis closed idle
                     failed = True
@@ -207,7 +212,9 @@ class Outage:
                 delay = min(delay * 2, 2.0)
                 continue
             except redis.RedisError as exc:
+                self.away_since = None
                 raise explain(exc, self.where, self.pipeline) from None
+            self.away_since = None
             if started is not None:
                 self.back_at = time.monotonic()
                 self.log.info("Redis back after %.1f s", self.back_at - started)

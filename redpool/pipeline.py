@@ -109,6 +109,11 @@ class Pipeline:
         other._outage.abort = lambda: True
         return other
 
+    def away_for(self) -> float:
+        """Seconds the outage a call of this pipeline is riding out has lasted (0: none)."""
+        since = self._outage.away_since
+        return 0.0 if since is None else time.monotonic() - since
+
     def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return self._outage.call(fn, *args, **kwargs)
 

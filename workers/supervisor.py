@@ -49,7 +49,7 @@ class Supervisor:
         self.redis = redis
         self.settings = settings
         self.registry = registry
-        self.pipe = Pipeline.connect(redis, pipeline, log=log, abort=lambda: self.signals > 1)
+        self.pipe = Pipeline.connect(redis, pipeline, log=log, abort=self._give_up)
         self.id = instance_id()
         self.slots = SlotTable(settings.processes)
         self.procs: list[BaseProcess | None] = [None] * settings.processes
@@ -90,9 +90,25 @@ class Supervisor:
         try:
             while not self._finished():
                 self._tick()
-        except Aborted:  # told to stop at once while Redis was away
-            pass
+        except Aborted:  # told to stop while Redis was away: our lease is gone, or going
+            self.signals = 2
+        except Exception as exc:  # a bug, a refused command: nothing to go on with
+            # Stop the children and give their tasks back before the error goes up: left
+            # running, they would keep this process from exiting (multiprocessing joins them).
+            self.signals = 2
+            self._shut_down()
+            if isinstance(exc, RedpoolError):
+                raise
+            raise RedpoolError(f"worker host failed: {type(exc).__name__}: {exc}") from exc
         return self._shut_down()
+
+    def _give_up(self) -> bool:
+        """Whether a Redis call should stop waiting for Redis: after a second stop request,
+        or a first one while Redis has been away longer than our lease (other hosts reap
+        this one by then; waiting longer would be waiting for ever)."""
+        if self.signals > 1:
+            return True
+        return self.signals == 1 and self.pipe.away_for() > self.settings.lease
 
     def _on_signal(self, _signum: int, _frame: object) -> None:
         """Only counts requests: the loop acts on them. A signal within ``STOP_WINDOW`` of

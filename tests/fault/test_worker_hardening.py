@@ -8,13 +8,22 @@ flight) where it used to break. Waits are on observable state with deadlines.
 from __future__ import annotations
 
 import signal
+from pathlib import Path
 
 import pytest
 
-from tests.procs import wait_for
+from tests.procs import ids_in, wait_for
 from tests.runs import Run
 
 pytestmark = pytest.mark.slow
+
+
+def gated(run: Run, tmp_path: Path) -> tuple[str, Path]:
+    """Submit a task that blocks until a file exists, then wait until a child runs it."""
+    release = tmp_path / "release"
+    gate_id = run.submit("gate", "gated", str(release))
+    wait_for((tmp_path / "release.running").exists, what="a child to run the gate task")
+    return gate_id, release
 
 
 def test_a_stalled_supervisors_children_take_nothing_after_its_reap(run: Run) -> None:
@@ -40,3 +49,46 @@ def test_a_stalled_supervisors_children_take_nothing_after_its_reap(run: Run) ->
     )
     stalled.kill_host()
     run.finish(timeout=60)
+
+
+def test_a_supervisor_error_stops_the_host_and_gives_its_tasks_back(
+    run: Run, tmp_path: Path
+) -> None:
+    """An error the supervisor cannot go on after (here Redis refusing its promote: the
+    delayed key is not a zset) stops the children, gives their tasks back, deregisters and
+    exits 1 with one line, rather than leave a zombie whose children run on."""
+    host = run.host()
+    run.start_sink()
+    gate_id, release = gated(run, tmp_path)
+    run.client.set(run.key("delayed"), "not a sorted set")
+    assert host.wait(timeout=30) == 1, host.output()
+    errors = [line for line in host.output().splitlines() if "error" in line.lower()]
+    assert "Traceback" not in host.output() and len(errors) == 1, host.output()
+    assert "WRONGTYPE" in errors[0] and errors[0].startswith("redpool: error:")
+    assert host.children() == [] and run.workers() == {}
+    queued = run.client.lrange(run.key("tasks"), 0, -1)
+    assert [task_id for raw in queued for task_id in ids_in(raw)] == [gate_id]
+    run.client.delete(run.key("delayed"))
+    run.host()
+    release.touch()
+    results = {str(r["id"]): r for r in run.finish()}
+    assert results[gate_id]["ok"] is True and "attempts" not in results[gate_id]
+
+
+def test_a_stop_request_while_redis_is_away_ends_in_bounded_time(run: Run, tmp_path: Path) -> None:
+    """SIGTERM with Redis gone: the host gives up once Redis has been away longer than its
+    lease and exits 1, still registered; once Redis is back, another host reaps it."""
+    host = run.host()
+    run.start_sink()
+    gate_id, release = gated(run, tmp_path)
+    run.server.stop()
+    host.signal(signal.SIGTERM)
+    assert host.wait(timeout=30) == 1, host.output()
+    assert "stays registered" in host.output()
+    run.server.start()
+    (stopped_id,) = run.workers()
+    run.host()
+    wait_for(lambda: stopped_id not in run.workers(), timeout=30, what="the reap")
+    release.touch()
+    results = {str(r["id"]): r for r in run.finish()}
+    assert results[gate_id]["ok"] is True and results[gate_id]["attempts"] == 1
