@@ -162,6 +162,12 @@ def never() -> bool:
     return False
 
 
+DROPS = 3
+"""Times in a row Redis may drop the connection on one call while it answers a PING right
+after, before the call is taken as refused: Redis closes a client's connection, with no
+reply it could read, on a request over its limits."""
+
+
 class Outage:
     """Runs Redis calls, riding out outages: retry with backoff, one log line per outage.
 
@@ -179,9 +185,13 @@ class Outage:
         *,
         where: str = "?",
         pipeline: str | None = None,
+        probe: Callable[[], object] | None = None,
     ) -> None:
         self.log = log
         self.abort = abort
+        self.probe = probe
+        """A PING: when Redis answers it yet keeps dropping the connection on one call, that
+        call is refused, not an outage (see `DROPS`)."""
         self.where = where
         self.pipeline = pipeline
         self.back_at = -math.inf
@@ -193,10 +203,21 @@ class Outage:
         started: float | None = None
         delay = 0.05
         failed = False
+        dropped = 0
         while True:
             try:
                 value = fn(*args, **kwargs)
             except TRANSIENT as exc:
+                if isinstance(exc, redis.ConnectionError) and self._answers():
+                    dropped += 1
+                    if dropped < DROPS:
+                        continue  # at once: Redis is there
+                    raise RedisRefused(
+                        f"Redis at {self.where} dropped the connection on this request "
+                        f"{dropped} times while it answers others ({exc}): a value over its "
+                        "proto-max-bulk-len or client-query-buffer-limit?",
+                        reply=str(exc),
+                    ) from None
                 if self.away_since is None:
                     self.away_since = time.monotonic()
                 if self.abort():
@@ -219,3 +240,12 @@ class Outage:
                 self.back_at = time.monotonic()
                 self.log.info("Redis back after %.1f s", self.back_at - started)
             return value
+
+    def _answers(self) -> bool:
+        if self.probe is None:
+            return False
+        try:
+            self.probe()
+        except redis.RedisError:
+            return False
+        return True

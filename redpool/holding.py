@@ -163,16 +163,29 @@ def settle(
         write(pipe)
         return 1
 
-    # redis-py types the callable as returning None even with value_from_callable=True
-    return cast(
-        int,
-        client.transaction(
-            attempt,  # type: ignore[arg-type]
-            holding,
-            marker,
-            value_from_callable=True,
-        ),
-    )
+    return _watched(client, attempt, holding, marker)
+
+
+WATCH_TRIES = 5
+"""Tries of a watched transaction before it is taken for a dropped connection (see
+`_watched`); a settle that loses a race to a reaper or a cut needs two."""
+
+
+def _watched(client: redis.Redis, attempt: Callable[[Transaction], int], *keys: str) -> int:
+    """redis-py's ``client.transaction``, but bounded: redis-py turns a connection dropped
+    while keys are watched into a WatchError and tries again at once, for ever, so a
+    transaction Redis cuts off every time (a value over its ``proto-max-bulk-len``) would be
+    a silent hot loop. After `WATCH_TRIES` it is a ConnectionError, which `Outage` judges."""
+    with client.pipeline(transaction=True) as pipe:
+        for _ in range(WATCH_TRIES):
+            try:
+                pipe.watch(*keys)  # type: ignore[no-untyped-call]
+                value = attempt(pipe)
+                pipe.execute()
+                return value
+            except redis.WatchError:
+                continue
+    raise redis.ConnectionError(f"the transaction was cut off {WATCH_TRIES} times in a row")
 
 
 def _look(

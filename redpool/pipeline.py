@@ -87,7 +87,7 @@ class Pipeline:
         self.where = address(client)
         """Where this Redis is, for messages: a URL without its password."""
         log = log or logging.getLogger("redpool")
-        self._outage = Outage(log, abort, where=self.where, pipeline=name)
+        self._outage = Outage(log, abort, where=self.where, pipeline=name, probe=client.ping)
 
     @classmethod
     def connect(

@@ -90,3 +90,9 @@ def whoami(x: object) -> int:
 def power_of_ten(n: int) -> int:
     """10**n: past 4,300 digits Python will not write it as text."""
     return int(10**n)
+
+
+@task
+def big(size: int) -> str:
+    """A result of ``size`` bytes: over a server's proto-max-bulk-len, its commit is refused."""
+    return "x" * size

@@ -18,11 +18,13 @@ from time import monotonic
 
 from redpool.answers import Outcome
 from redpool.envelope import split_at, tasks_in
-from redpool.errors import RedpoolError
+from redpool.errors import RedisRefused, RedpoolError
+from redpool.holding import Taken
 from redpool.pipeline import Pipeline
 from redpool.registry import Registry
 from redpool.settings import RedisSettings
 from redpool.workers.execute import Executor
+from redpool.workers.giveback import ALL, Loss, sorter
 from redpool.workers.settings import WorkerSettings
 from redpool.workers.slots import CUT_DONE, CUT_PENDING, NO_CUT, Slot
 
@@ -48,6 +50,8 @@ class Child:
         self.worker_id = worker_id
         self.inflight = self.pipe.keys.inflight(worker_id, index)
         name = f"{worker_id}:{index}"
+        self.name = name
+        self.registry = registry
         self.slot = slot
         self.executor = Executor(
             registry,
@@ -98,7 +102,7 @@ class Child:
         outcome = self.executor.run_batch(taken.held, budget)
         self._adapt(monotonic() - started, len(taken.held))
         held = self._settle(taken.held, outcome)
-        if self.pipe.commit(self.inflight, taken, held, outcome):
+        if self._commit(taken, held, outcome):
             self.slot.committed(outcome.ok + outcome.failed)
         else:
             log.warning(
@@ -109,6 +113,22 @@ class Child:
         self.done += outcome.started
         held_tasks = sum(tasks_in(raw) for raw in taken.held)
         return held_tasks if outcome.stopped_at is None else outcome.stopped_at
+
+    def _commit(self, taken: Taken, held: int, outcome: Outcome) -> int:
+        """`Pipeline.commit`; when Redis refuses it (an answer over its size limit, say), it
+        would refuse it again: the batch's tasks are dead, each answered with the refusal,
+        so every task still ends with one result and no child loops on the batch. Out of
+        memory is not such a refusal: memory comes back once the sink drains."""
+        try:
+            return self.pipe.commit(self.inflight, taken, held, outcome)
+        except RedisRefused as exc:
+            if exc.reply.startswith("OOM"):
+                raise
+            reason = f"Redis refused the commit of its answers: {exc}"
+            loss = Loss(reason, "RedisRefused", charge=ALL, final=True)
+            returned = self.pipe.give_back(self.inflight, sorter(loss, self.registry, self.name))
+            log.warning("%d task(s) dead: %s", len(returned.dead), reason)
+            return 0
 
     def _unleased(self) -> None:
         """This host's lease ran out (its supervisor stalled, or lost Redis): other hosts

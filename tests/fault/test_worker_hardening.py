@@ -10,9 +10,11 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
+import orjson
 import pytest
 
 from tests.procs import ids_in, wait_for
+from tests.redis_server import RedisServer
 from tests.runs import Run
 
 pytestmark = pytest.mark.slow
@@ -92,3 +94,26 @@ def test_a_stop_request_while_redis_is_away_ends_in_bounded_time(run: Run, tmp_p
     release.touch()
     results = {str(r["id"]): r for r in run.finish()}
     assert results[gate_id]["ok"] is True and results[gate_id]["attempts"] == 1
+
+
+def test_a_commit_the_server_refuses_dead_letters_the_batch(tmp_path: Path) -> None:
+    """An answer over the server's proto-max-bulk-len: Redis drops the connection on that
+    commit every time. The batch is dead, answered with why; no child loops or dies on it,
+    and the tasks after it run."""
+    server = RedisServer(tmp_path / "redis", extra=("--proto-max-bulk-len", "1mb")).start()
+    run = Run(server, tmp_path)
+    try:
+        host = run.host()
+        run.start_sink()
+        big_id = run.submit("big", 2_000_000)
+        run.submit_many("echo", [[i] for i in range(100)])
+        results = {str(r["id"]): r for r in run.finish(timeout=60)}
+        assert results[big_id]["ok"] is False
+        assert results[big_id]["error"]["type"] == "RedisRefused"
+        assert "dropped the connection" in results[big_id]["error"]["message"]
+        (letter,) = [orjson.loads(x) for x in run.client.lrange(run.key("dead"), 0, -1)]
+        assert letter["id"] == big_id and "refused" in letter["reason"]
+        assert "died" not in host.output()
+    finally:
+        run.clean_up()
+        server.kill()
