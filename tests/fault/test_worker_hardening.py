@@ -13,6 +13,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from redpool.workers.crashes import CHARGE_AFTER
 from tests.procs import ids_in, wait_for
 from tests.redis_server import RedisServer
 from tests.runs import Run
@@ -117,3 +118,19 @@ def test_a_commit_the_server_refuses_dead_letters_the_batch(tmp_path: Path) -> N
     finally:
         run.clean_up()
         server.kill()
+
+
+def test_a_child_that_keeps_dying_outside_its_tasks_is_slowed_then_charged(run: Run) -> None:
+    """A child that dies at its commit, every time, for the same batch: replaced with
+    backoff, not in a hot loop, and after repeated deaths the batch's task is charged until
+    it is dead, answered with WorkerLost; the tasks after it run."""
+    host = run.host(processes=1)
+    run.start_sink()
+    broken = run.submit("break_commit", 1)
+    run.submit_many("echo", [[i] for i in range(100)])
+    results = {str(r["id"]): r for r in run.finish(timeout=60)}
+    assert results[broken]["ok"] is False and results[broken]["attempts"] == 3
+    assert results[broken]["error"]["type"] == "WorkerLost"
+    assert "outside its tasks" in results[broken]["error"]["message"]
+    deaths = host.output().count("died (exit code 7); replacing it")
+    assert deaths == CHARGE_AFTER - 1 + 3, host.output()  # uncharged, then one per attempt
