@@ -66,7 +66,9 @@ class Catalog:
     def survey(self) -> Survey:
         """Every pipeline here and its snapshot."""
         pipelines = {
-            name: Pipeline(self.client, name, log=self.log).snapshot(count_tasks=True)
+            name: Pipeline(self.client, name, log=self.log).snapshot(
+                count_tasks=True, every_holder=True
+            )
             for name in self.names()
         }
         return Survey(self.where, pipelines, self.cluster())

@@ -226,6 +226,12 @@ def never() -> bool:
     return False
 
 
+DROPS = 3
+"""Times in a row Redis may drop the connection on one call while it answers a PING right
+after, before the call is taken as refused: Redis closes a client's connection, with no
+reply it could read, on a request over its limits."""
+
+
 class Outage:
     """Runs Redis calls, riding out outages: retry with backoff, one log line per outage.
 
@@ -233,9 +239,10 @@ class Outage:
     what makes blind retrying correct here rather than a source of duplicates. ``abort`` is
     asked between tries: once it says yes (a second signal), the call raises `Aborted`.
     A Redis out of memory (`OOM`) is waited out the same way: the sink frees memory. A
-    refused password is not an outage (`AUTH`). Any other error from Redis becomes one of
-    ours (`explain`: where is Redis, ``where``, and which pipeline it is about), so nothing
-    above the contract needs redis-py's exceptions.
+    refused password is not an outage (`AUTH`), and neither is a connection Redis drops on
+    one call while it answers a PING (`DROPS`): that call is refused. Any other error from
+    Redis becomes one of ours (`explain`: where is Redis, ``where``, and which pipeline it is
+    about), so nothing above the contract needs redis-py's exceptions.
     """
 
     def __init__(
@@ -252,9 +259,12 @@ class Outage:
         self.where = where
         self.pipeline = pipeline
         self.client = client
-        """Asked for its maxmemory when Redis is full, for the message."""
+        """Asked for its maxmemory when Redis is full, for the message, and PINGed when a
+        call's connection drops (see `DROPS`)."""
         self.back_at = -math.inf
         """time.monotonic() when the last outage this caller rode out ended."""
+        self.away_since: float | None = None
+        """time.monotonic() when the outage a call is riding out now began, if one is."""
 
     def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return self.run(lambda: fn(*args, **kwargs))
@@ -265,17 +275,23 @@ class Outage:
         started: float | None = None
         delay = 0.05
         failed = False
+        dropped = 0
         while True:
             try:
                 value = fn()
             except AUTH as exc:
+                self.away_since = None
                 raise explain(exc, self.where, self.pipeline) from None
             except (*TRANSIENT, OOM) as exc:
                 full = isinstance(exc, OOM)
                 if full and not wait_for_memory:
                     raise
-                if self.abort():
-                    raise Aborted(f"Redis unavailable ({exc})") from None
+                if isinstance(exc, redis.ConnectionError) and self._answers():
+                    dropped = self._dropped(exc, dropped + 1)
+                    continue  # at once: Redis is there
+                if self.away_since is None:
+                    self.away_since = time.monotonic()
+                self._abort_if_told(exc)
                 if not (failed or full):  # once, at once and quietly: a connection Redis closed
                     failed = True
                     continue
@@ -283,14 +299,44 @@ class Outage:
                     started = time.monotonic()
                     self.log.warning(self._full() if full else self._away(exc))
             except redis.RedisError as exc:
+                self.away_since = None
                 raise explain(exc, self.where, self.pipeline) from None
             else:
+                self.away_since = None
                 if started is not None:
                     self.back_at = time.monotonic()
                     self.log.info("Redis back after %.1f s", self.back_at - started)
                 return value
             time.sleep(delay * random.uniform(0.5, 1.0))
             delay = min(delay * 2, 2.0)
+
+    def _abort_if_told(self, exc: Exception) -> None:
+        if self.abort():
+            self.away_since = None
+            raise Aborted(f"Redis unavailable ({exc})") from None
+
+    def _dropped(self, exc: Exception, times: int) -> int:
+        """``times`` drops of one request's connection while Redis answers: refused at
+        `DROPS` (a value Redis will not take), else try again."""
+        if times < DROPS:
+            return times
+        self.away_since = None
+        raise RedisRefused(
+            f"Redis at {self.where} dropped the connection on this request {times} times "
+            f"while it answers others ({exc}): a value over its proto-max-bulk-len or "
+            "client-query-buffer-limit?",
+            reply=str(exc),
+        ) from None
+
+    def _answers(self) -> bool:
+        """Redis answers a PING (on another connection of the pool)."""
+        if self.client is None:
+            return False
+        try:
+            self.client.ping()
+        except redis.RedisError:
+            return False
+        return True
 
     @staticmethod
     def _away(exc: Exception) -> str:

@@ -41,6 +41,8 @@ class Taken:
 
     held: list[bytes]
     token: bytes
+    leased: bool = True
+    """False when the holder's host had lost its lease: nothing was taken (see fence.lua)."""
 
 
 NATIVE_MOVES = 16
@@ -59,15 +61,20 @@ def take(
     count: int,
     block: float | None,
     many: Script,
+    lease: Lease | None = None,
 ) -> Taken:
     """Move up to ``count`` elements from ``source`` into ``holding``, in one round trip; with
     ``block`` (seconds) and none to move, wait for one (BLMOVE) so an idle holder wakes at once.
 
     What the holding list already held comes back too: a take whose reply was lost to a
     dropped connection is repeated, and its elements are not lost or left behind.
+
+    With ``lease`` (a worker child's take) the moves and fence.lua run in one MULTI/EXEC: if
+    the host's lease is gone, the take is undone in the same step, and `Taken.leased` is
+    False. An element BLMOVE brings is fenced the same way, one round trip later.
     """
     token = secrets.token_hex(8).encode()
-    look = client.pipeline(transaction=False)
+    look = client.pipeline(transaction=lease is not None)
     look.set(keys.held(holding), token)  # first: whatever comes in below is under this token
     look.lrange(holding, 0, -1)
     if count > NATIVE_MOVES:
@@ -75,11 +82,20 @@ def take(
     else:
         for _ in range(count):
             look.lmove(source, holding, "LEFT", "RIGHT")
+    if lease is not None:
+        lease.queue(look, keys, source, holding)
     try:
         replies = look.execute()
-    except redis.exceptions.NoScriptError:  # Redis restarted: load it, and take again
+    except redis.exceptions.NoScriptError:  # Redis restarted: load them, and look again
         client.script_load(many.script)
-        return take(client, keys, source, holding, count, block, many)
+        if lease is not None:
+            client.script_load(lease.fence.script)
+        # Native moves before a missing fence.lua went through (an error in a MULTI stops only
+        # its own command) and are held now: move none more. A missing take.lua moved none.
+        again = count if count > NATIVE_MOVES else 0
+        return take(client, keys, source, holding, again, block, many, lease)
+    if lease is not None and not replies.pop():
+        return Taken([], token, leased=False)
     before = cast(list[bytes], replies[1])
     moved = (
         replies[2] if count > NATIVE_MOVES else [item for item in replies[2:] if item is not None]
@@ -91,7 +107,32 @@ def take(
     item = client.execute_command(  # type: ignore[no-untyped-call]
         "BLMOVE", source, holding, "LEFT", "RIGHT", block
     )
-    return Taken([item] if item is not None else [], token)
+    if item is None:
+        return Taken([], token)
+    if lease is not None and not lease.holds(client, keys, source, holding):
+        return Taken([], token, leased=False)
+    return Taken([item], token)
+
+
+@dataclass(frozen=True)
+class Lease:
+    """What a worker child's take is fenced on: its host's lease (see fence.lua)."""
+
+    host: str
+    fence: Script
+
+    def queue(self, pipe: Transaction, keys: Keys, source: str, holding: str) -> None:
+        """fence.lua, queued in a take's pipeline after its moves."""
+        pipe.evalsha(self.fence.sha, 4, keys.leases, holding, source, keys.held(holding), self.host)
+
+    def holds(self, client: redis.Redis, keys: Keys, source: str, holding: str) -> bool:
+        """fence.lua on its own: True while the lease holds (else ``holding`` went back)."""
+        args = (keys.leases, holding, source, keys.held(holding), self.host)
+        try:
+            return bool(client.evalsha(self.fence.sha, 4, *args))
+        except redis.exceptions.NoScriptError:  # Redis restarted (or flushed its scripts)
+            client.script_load(self.fence.script)
+            return bool(client.evalsha(self.fence.sha, 4, *args))
 
 
 def settle(
@@ -122,16 +163,29 @@ def settle(
         write(pipe)
         return 1
 
-    # redis-py types the callable as returning None even with value_from_callable=True
-    return cast(
-        int,
-        client.transaction(
-            attempt,  # type: ignore[arg-type]
-            holding,
-            marker,
-            value_from_callable=True,
-        ),
-    )
+    return _watched(client, attempt, holding, marker)
+
+
+WATCH_TRIES = 5
+"""Tries of a watched transaction before it is taken for a dropped connection (see
+`_watched`); a settle that loses a race to a reaper or a cut needs two."""
+
+
+def _watched(client: redis.Redis, attempt: Callable[[Transaction], int], *keys: str) -> int:
+    """redis-py's ``client.transaction``, but bounded: redis-py turns a connection dropped
+    while keys are watched into a WatchError and tries again at once, for ever, so a
+    transaction Redis cuts off every time (a value over its ``proto-max-bulk-len``) would be
+    a silent hot loop. After `WATCH_TRIES` it is a ConnectionError, which `Outage` judges."""
+    with client.pipeline(transaction=True) as pipe:
+        for _ in range(WATCH_TRIES):
+            try:
+                pipe.watch(*keys)  # type: ignore[no-untyped-call]
+                value = attempt(pipe)
+                pipe.execute()
+                return value
+            except redis.WatchError:
+                continue
+    raise redis.ConnectionError(f"the transaction was cut off {WATCH_TRIES} times in a row")
 
 
 def _look(

@@ -181,7 +181,9 @@ class Keys:
 
     @property
     def leases(self) -> str:
-        """Sorted set worker host id -> lease expiry in ms (Redis clock)."""
+        """Sorted set worker host id -> lease expiry in ms (Redis clock). A child's take is
+        fenced on its host's entry (fence.lua): a host reaped, or past its expiry, takes
+        nothing, as its lists may already have been given back."""
         return self.prefix + "leases"
 
     @property
@@ -206,7 +208,9 @@ class Keys:
         return self.prefix + "inflight:"
 
     def inflight(self, worker_id: str, slot: int) -> str:
-        """List of tasks that child ``slot`` of worker host ``worker_id`` holds right now."""
+        """List of tasks that child ``slot`` of worker host ``worker_id`` holds right now.
+        Reapers and `status` find these by SCAN (``inflight_prefix`` + ``*``), registered
+        host or not: the host id is what is between the prefix and the last ``:``."""
         return f"{self.inflight_prefix}{worker_id}:{slot}"
 
     @property

@@ -125,6 +125,11 @@ class Pipeline:
         other._outage.abort = lambda: True
         return other
 
+    def away_for(self) -> float:
+        """Seconds the outage a call of this pipeline is riding out has lasted (0: none)."""
+        since = self._outage.away_since
+        return 0.0 if since is None else time.monotonic() - since
+
     def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return self._outage.call(fn, *args, **kwargs)
 
@@ -243,12 +248,15 @@ class Pipeline:
 
     # -- workers -----------------------------------------------------------------------------
 
-    def take(self, holding: str, count: int, block: float | None) -> holding_list.Taken:
+    def take(self, holding: str, count: int, block: float | None, host: str) -> holding_list.Taken:
         """Up to ``count`` elements of the queue into ``holding`` (see `redpool.holding`);
-        with ``block`` (seconds), wait that long for one when the queue is empty."""
+        with ``block`` (seconds), wait that long for one when the queue is empty. Fenced on
+        the lease of worker host ``host``: once it ran out, nothing is taken and the result
+        says so (`Taken.leased`), as a reaper may already have emptied the host's lists."""
         source, many = self.keys.tasks, self._scripts.take
+        lease = holding_list.Lease(host, self._scripts.fence)
         taken = self._call(
-            holding_list.take, self.client, self.keys, source, holding, count, block, many
+            holding_list.take, self.client, self.keys, source, holding, count, block, many, lease
         )
         return cast(holding_list.Taken, taken)
 
@@ -338,14 +346,33 @@ class Pipeline:
         keys = [self.keys.leases, self.keys.workers]
         return bool(self._call(self._scripts.forget, keys=keys, args=[worker, expiry]))
 
-    def expired_hosts(self) -> list[tuple[str, int]]:
-        """(worker host id, lease expiry in ms) of every host whose lease has run out."""
-        now = redis_ms(self._call(self.client.time))
-        expired = cast(
-            list[tuple[bytes, float]],
-            self._call(self.client.zrangebyscore, self.keys.leases, "-inf", now, withscores=True),
-        )
-        return [(wid.decode(), int(score)) for wid, score in expired]
+    def leases(self) -> tuple[int, dict[str, int]]:
+        """(the Redis time in ms, worker host id -> lease expiry in ms) for every registered
+        host, read in one round trip."""
+
+        def read() -> list[Any]:
+            look = self.client.pipeline(transaction=True)
+            look.time()
+            look.zrange(self.keys.leases, 0, -1, withscores=True)
+            return look.execute()
+
+        now, leases = self._call(read)
+        return redis_ms(now), {wid.decode(): int(score) for wid, score in leases}
+
+    def holders(self) -> dict[str, list[str]]:
+        """Worker host id -> its in-flight lists, for every in-flight list there is, found by
+        SCAN: a host's children may hold tasks its description does not name (a host reaped
+        while its supervisor stalled, whose children went on taking)."""
+
+        def scan() -> dict[str, list[str]]:
+            found: dict[str, list[str]] = {}
+            for raw in self.client.scan_iter(match=self.keys.inflight_prefix + "*", count=1000):
+                key = cast(bytes, raw).decode()
+                host = key.removeprefix(self.keys.inflight_prefix).rpartition(":")[0]
+                found.setdefault(host, []).append(key)
+            return found
+
+        return cast(dict[str, list[str]], self._call(scan))
 
     def workers(self) -> dict[str, dict[str, Any]]:
         """Worker host id -> its self-description, for every host not yet reaped."""
@@ -389,17 +416,32 @@ class Pipeline:
 
     def reap(self, sort_for: Callable[[str], Sort]) -> list[tuple[str, Returned]]:
         """Give back what every worker host whose lease ran out held, then drop its
-        registration (unless it renewed meanwhile). A give-back that fails raises before the
-        host is dropped, so its tasks stay where the next reaper looks."""
+        registration (unless it renewed meanwhile); and give back every in-flight list whose
+        host is not registered at all (an orphan: filled after its host was reaped). A
+        give-back that fails raises before the host is dropped, so its tasks stay where the
+        next reaper looks.
+
+        The lists are found first and the leases read after: a host registers before its
+        children take anything, so a list whose host is missing from the leases read later
+        belongs to a host that was dropped, never to one still starting."""
+        held = self.holders()
+        now, leases = self.leases()
         reaped = []
-        workers = self.workers()
-        for wid, expiry in self.expired_hosts():
-            sort, returned = sort_for(wid), Returned()
-            for slot in range(state.processes(workers.get(wid, {}))):
-                returned.extend(self.give_back(self.keys.inflight(wid, slot), sort))
-            self.forget(wid, expiry)
-            reaped.append((wid, returned))
+        for wid, holding in held.items():
+            if wid not in leases:
+                reaped.append((wid, self._give_all_back(holding, sort_for(wid))))
+        for wid, expiry in leases.items():
+            if expiry <= now:
+                returned = self._give_all_back(held.get(wid, []), sort_for(wid))
+                self.forget(wid, expiry)
+                reaped.append((wid, returned))
         return reaped
+
+    def _give_all_back(self, holding: list[str], sort: Sort) -> Returned:
+        returned = Returned()
+        for key in holding:
+            returned.extend(self.give_back(key, sort))
+        return returned
 
     def promote(self, limit: int = 500) -> int:
         """promote.lua: retries whose time has come, to the head of the queue."""
@@ -532,13 +574,19 @@ class Pipeline:
 
         return bool(self._call(scan))
 
-    def snapshot(self, count_tasks: bool = False) -> state.Snapshot:
+    def snapshot(self, count_tasks: bool = False, every_holder: bool = False) -> state.Snapshot:
         """snapshot.lua: everything `redpool status` shows, read in one step. Counts list
         elements, or with ``count_tasks`` the tasks in them (exact for lists of up to
-        `COUNTED` elements, estimated past that)."""
+        `COUNTED` elements, estimated past that).
+
+        In flight counts the lists of registered hosts; with ``every_holder``, also every
+        other in-flight list a SCAN finds just before (orphans a reaper has yet to give back:
+        what "is anything left to run?" must see). Without it, nothing but the script runs."""
         k = self.keys
         keys = [k.tasks, k.delayed, k.results, k.dead, k.producers, k.stats, k.leases, k.workers]
         keys += [k.run, k.producer_leases, k.last_run]
+        if every_holder:
+            keys += sorted(key for lists in self.holders().values() for key in lists)
         args = [k.inflight_prefix, COUNTED if count_tasks else 0]
         reply = self._call(self._scripts.snapshot, keys=keys, args=args)
         return state.from_reply(reply)

@@ -17,7 +17,7 @@ _ESTIMATED = {"backlog", "in_flight", "results_waiting"}
 
 
 def print_status(pipe: Pipeline, as_json: bool) -> None:
-    state = pipe.snapshot(count_tasks=True)
+    state = pipe.snapshot(count_tasks=True, every_holder=True)
     if as_json:
         click.echo(orjson.dumps(state.as_dict(), option=orjson.OPT_INDENT_2).decode())
         return

@@ -28,12 +28,15 @@ def child(
     registry: Registry = REGISTRY,
     **settings: Any,
 ) -> Child:
-    """A worker child whose ``tick()`` a test calls itself; ``batch`` fixes how many tasks
-    each tick takes (else it adapts, from one); ``settings``: other `WorkerSettings`."""
+    """A worker child whose ``tick()`` a test calls itself, its host registered with a long
+    lease; ``batch`` fixes how many tasks each tick takes (else it adapts, from one);
+    ``settings``: other `WorkerSettings`."""
     options = WorkerSettings(**{"processes": 1, "block_seconds": 0.01, **settings})
     if batch:
         options = dataclasses.replace(options, first_batch=batch, max_batch=batch)
-    return Child(Pipeline(client, pipeline), options, registry, worker, index, Slot())
+    pipe = Pipeline(client, pipeline)
+    pipe.heartbeat(worker, 3600, {"processes": index + 1})  # as its supervisor does first
+    return Child(pipe, options, registry, worker, index, Slot())
 
 
 def sink(

@@ -90,3 +90,23 @@ def whoami(x: object) -> int:
 def power_of_ten(n: int) -> int:
     """10**n: past 4,300 digits Python will not write it as text."""
     return int(10**n)
+
+
+@task
+def big(size: int) -> str:
+    """A result of ``size`` bytes: over a server's proto-max-bulk-len, its commit is refused."""
+    return "x" * size
+
+
+@task
+def break_commit(x: object) -> object:
+    """Returns, but leaves its process unable to commit: the child dies at its commit, outside
+    any task, as one would on a Redis error that is no outage. Its replacement, forked from
+    the supervisor, is sound until it runs this task again."""
+    from redpool.pipeline import Pipeline
+
+    def die(*_args: object, **_kwargs: object) -> int:
+        os._exit(7)
+
+    Pipeline.commit = die  # type: ignore[method-assign]
+    return x

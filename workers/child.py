@@ -18,11 +18,13 @@ from time import monotonic
 
 from redpool.answers import Outcome
 from redpool.envelope import split_at, tasks_in
-from redpool.errors import RedpoolError
+from redpool.errors import RedisRefused, RedpoolError
+from redpool.holding import Taken
 from redpool.pipeline import Pipeline
 from redpool.registry import Registry
 from redpool.settings import RedisSettings
 from redpool.workers.execute import Executor
+from redpool.workers.giveback import ALL, Loss, sorter
 from redpool.workers.settings import WorkerSettings
 from redpool.workers.slots import CUT_DONE, CUT_PENDING, NO_CUT, Slot
 
@@ -45,8 +47,11 @@ class Child:
     ) -> None:
         self.settings = settings
         self.pipe = pipe
+        self.worker_id = worker_id
         self.inflight = self.pipe.keys.inflight(worker_id, index)
         name = f"{worker_id}:{index}"
+        self.name = name
+        self.registry = registry
         self.slot = slot
         self.executor = Executor(
             registry,
@@ -65,6 +70,7 @@ class Child:
         self._parent = os.getppid()
         self._results_checked = -RESULTS_CHECK
         self._full = False
+        self._lease_lost = False
 
     def run(self) -> int:
         """Until told to stop, the parent dies, or ``max_tasks_per_child`` tasks started."""
@@ -83,7 +89,13 @@ class Child:
         run, or refused as garbage; not those it gave back unstarted."""
         if self._results_full():
             return 0
-        taken = self.pipe.take(self.inflight, self.batch, self.settings.block_seconds)
+        taken = self.pipe.take(
+            self.inflight, self.batch, self.settings.block_seconds, self.worker_id
+        )
+        if not taken.leased:
+            self._unleased()
+            return 0
+        self._lease_lost = False
         if not taken.held:
             return 0
         started = monotonic()
@@ -92,7 +104,7 @@ class Child:
         outcome = self.executor.run_batch(taken.held, budget)
         self._adapt(monotonic() - started, len(taken.held))
         held = self._settle(taken.held, outcome)
-        if self.pipe.commit(self.inflight, taken, held, outcome):
+        if self._commit(taken, held, outcome):
             self.slot.committed(outcome.ok + outcome.failed)
         else:
             log.warning(
@@ -103,6 +115,31 @@ class Child:
         self.done += outcome.started
         held_tasks = sum(tasks_in(raw) for raw in taken.held)
         return held_tasks if outcome.stopped_at is None else outcome.stopped_at
+
+    def _commit(self, taken: Taken, held: int, outcome: Outcome) -> int:
+        """`Pipeline.commit`; when Redis refuses it (an answer over its size limit, say), it
+        would refuse it again: the batch's tasks are dead, each answered with the refusal,
+        so every task still ends with one result and no child loops on the batch. Out of
+        memory is not such a refusal: memory comes back once the sink drains."""
+        try:
+            return self.pipe.commit(self.inflight, taken, held, outcome)
+        except RedisRefused as exc:
+            if exc.reply.startswith("OOM"):
+                raise
+            reason = f"Redis refused the commit of its answers: {exc}"
+            loss = Loss(reason, "RedisRefused", charge=ALL, final=True)
+            returned = self.pipe.give_back(self.inflight, sorter(loss, self.registry, self.name))
+            log.warning("%d task(s) dead: %s", len(returned.dead), reason)
+            return 0
+
+    def _unleased(self) -> None:
+        """This host's lease ran out (its supervisor stalled, or lost Redis): other hosts
+        reap it, so take nothing until the supervisor renews the lease, or dies and takes
+        this child with it."""
+        if not self._lease_lost:
+            log.warning("this host's lease ran out; taking no tasks until it is renewed")
+        self._lease_lost = True
+        time.sleep(self.settings.block_seconds)  # what it waits on is the supervisor's renewal
 
     def _results_full(self) -> bool:
         """Over ``max_results``: wait a little instead of taking more (back-pressure from

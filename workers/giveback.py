@@ -38,6 +38,9 @@ class Loss:
     error_type: str = "WorkerLost"
     charge: int | None = None
     """Position (in tasks, across the batch) of the task that was running, ALL, or None."""
+    final: bool = False
+    """The charged tasks are dead now, whatever attempts they have left: what failed would
+    fail again (Redis refused the commit of their answers)."""
 
 
 def sorter(loss: Loss, registry: Registry, worker: str) -> Sort:
@@ -105,10 +108,10 @@ def _charge(
                 answers.error(exc.task_id, error("PayloadError", exc.reason), 0.0, 0)
             continue
         attempts += index in charged
-        if attempts < limit or index not in charged:
+        if index not in charged or (attempts < limit and not loss.final):
             kept.append([task_id, args, kwargs, attempts])
             continue
-        reason = f"failed after {attempts} attempts: {loss.reason}"
+        reason = loss.reason if loss.final else f"failed after {attempts} attempts: {loss.reason}"
         out.dead.append(answers.dead(unit, item, err, reason, attempts))
     _keep(unit, kept, worker, out)
     if answers.lines:

@@ -25,6 +25,7 @@ from redpool.pipeline import Pipeline, Sort
 from redpool.registry import Registry
 from redpool.settings import RedisSettings
 from redpool.workers.child import child_main
+from redpool.workers.crashes import CHARGE_AFTER, CrashLoop
 from redpool.workers.giveback import ALL, Loss, sorter
 from redpool.workers.settings import WorkerSettings
 from redpool.workers.slots import NO_CUT, SlotTable
@@ -49,13 +50,16 @@ class Supervisor:
         self.redis = redis
         self.settings = settings
         self.registry = registry
-        self.pipe = Pipeline.connect(redis, pipeline, log=log, abort=lambda: self.signals > 1)
+        self.pipe = Pipeline.connect(redis, pipeline, log=log, abort=self._give_up)
         self.id = instance_id()
         self.slots = SlotTable(settings.processes)
         self.procs: list[BaseProcess | None] = [None] * settings.processes
         self.alarmed: list[float] = [0.0] * settings.processes
         self.timed_out: list[bool] = [False] * settings.processes
         self.told_to_stop: list[bool] = [False] * settings.processes
+        self.crashes = CrashLoop(settings.processes)
+        self._respawn_at: dict[int, float] = {}
+        """Dead children's slots -> when to replace them."""
         self.stranded: set[int] = set()
         """Children whose tasks could not be given back: they stay in their in-flight lists."""
         self.signals = 0
@@ -90,9 +94,25 @@ class Supervisor:
         try:
             while not self._finished():
                 self._tick()
-        except Aborted:  # told to stop at once while Redis was away
-            pass
+        except Aborted:  # told to stop while Redis was away: our lease is gone, or going
+            self.signals = 2
+        except Exception as exc:  # a bug, a refused command: nothing to go on with
+            # Stop the children and give their tasks back before the error goes up: left
+            # running, they would keep this process from exiting (multiprocessing joins them).
+            self.signals = 2
+            self._shut_down()
+            if isinstance(exc, RedpoolError):
+                raise
+            raise RedpoolError(f"worker host failed: {type(exc).__name__}: {exc}") from exc
         return self._shut_down()
+
+    def _give_up(self) -> bool:
+        """Whether a Redis call should stop waiting for Redis: after a second stop request,
+        or a first one while Redis has been away longer than our lease (other hosts reap
+        this one by then; waiting longer would be waiting for ever)."""
+        if self.signals > 1:
+            return True
+        return self.signals == 1 and self.pipe.away_for() > self.settings.lease
 
     def _on_signal(self, _signum: int, _frame: object) -> None:
         """Only counts requests: the loop acts on them. A signal within ``STOP_WINDOW`` of
@@ -117,9 +137,12 @@ class Supervisor:
         if self.signals == 1 or self.done:
             self._stop_children()
         sentinels = [p.sentinel for p in self.procs if p is not None]
+        if not sentinels:  # every child dead and waiting to be replaced: only time passes
+            time.sleep(0.05)
         for ready in wait(sentinels, timeout=0.05) if sentinels else ():
             index = next(i for i, p in enumerate(self.procs) if p and p.sentinel == ready)
             self._on_death(index)
+        self._respawn()
         self._check_deadlines()
         self._check_stragglers()
         if self._every("promote", 0.2):
@@ -140,7 +163,7 @@ class Supervisor:
         ``wait_for_run``). A run that came and went between two looks still counts, by its end
         time, and so does one whose work is done but whose sink has not yet marked it ended.
         """
-        state = self.pipe.snapshot()
+        state = self.pipe.snapshot(every_holder=True)  # orphans too: not yet given back
         if not (state.closed and state.idle):
             self._seen_work = True
             return False
@@ -236,15 +259,34 @@ class Supervisor:
             loss = Loss("worker process exited")
         else:
             how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
-            loss = Loss(
-                f"worker process died ({how}) while running this task", charge=slot.position
-            )
+            loss = self._crash(index, how, slot.position, slot.done)
             log.warning("child %d (pid %s) died (%s); replacing it", index, proc.pid, how)
         self.procs[index] = None
         self._give_back(index, loss)
         if not self.stopping:
-            self._spawn(index)
-            self._heartbeat()  # publishes the new child's pid
+            self._respawn_at[index] = time.monotonic() + self.crashes.delay(index)
+            self._respawn()
+
+    def _crash(self, index: int, how: str, position: int | None, done: int) -> Loss:
+        """What a child's death charges: the task it was running; when it died outside a
+        task again and again, every task it held (see `redpool.workers.crashes`)."""
+        deaths = self.crashes.died(index, done, outside_a_task=position is None)
+        if deaths < CHARGE_AFTER:
+            return Loss(f"worker process died ({how}) while running this task", charge=position)
+        return Loss(
+            f"worker process died ({how}) {deaths} times in a row outside its tasks", charge=ALL
+        )
+
+    def _respawn(self) -> None:
+        """Replace the dead children whose time has come (at once, unless in a crash loop)."""
+        now = time.monotonic()
+        for index, due in list(self._respawn_at.items()):
+            if self.stopping:
+                del self._respawn_at[index]
+            elif due <= now:
+                del self._respawn_at[index]
+                self._spawn(index)
+                self._heartbeat()  # publishes the new child's pid
 
     def _give_back(self, index: int, loss: Loss, patient: bool = True) -> None:
         """Give back what child ``index`` held. When that fails (Redis gone at a hard stop,

@@ -34,6 +34,7 @@ _NAMES = (
     "drain",
     "ack",
     "mark",
+    "fence",
 )
 ALLOW_OOM = "#!lua flags=allow-oom\n"
 """Makes a script runnable when Redis is at its maxmemory (Redis 7's script flags)."""
@@ -68,6 +69,7 @@ class Scripts:
     """lease.lua, allowed to run when Redis is out of memory: the sink, which frees memory,
     must be able to start then. Only used once Redis said OOM: older Redis and fakeredis do
     not know script flags."""
+    fence: Script
 
     @classmethod
     def register(cls, client: redis.Redis) -> Scripts:

@@ -5,6 +5,8 @@
 -- KEYS[4]  dead list        KEYS[5]  producers hash   KEYS[6]  stats hash
 -- KEYS[7]  leases zset      KEYS[8]  workers hash     KEYS[9]  run hash
 -- KEYS[10] producer leases  KEYS[11] last-run string
+-- KEYS[12...] in-flight lists the caller found by SCAN just before (none: the registered
+--          hosts' lists alone)
 -- ARGV[1]  the in-flight key prefix, redpool:{NAME}:inflight:
 -- ARGV[2]  how many elements of a list to read to count its tasks (0: count elements only)
 --
@@ -13,7 +15,8 @@
 -- reading says it is an estimate. The in-flight lists of every registered worker host
 -- (inflight:<host>:<child>, one per process its description names) are read in the same step
 -- as the queue, the retries and the results, so a task moving between them is never missed
--- or counted twice.
+-- or counted twice. The lists in KEYS[12...] that are not among those are counted too: an
+-- orphan, filled after its host was reaped, holds tasks until a reaper gives them back.
 --
 -- Returns {elements, tasks} of the queue, the delayed count, {elements, tasks} of results,
 -- dead letters, producers (id, state, ...), stats (field, value, ...), leases (host, expiry
@@ -40,13 +43,23 @@ local function count(key)
 end
 local workers = redis.call('HGETALL', KEYS[8])
 local held = {0, 0}
+local counted = {}
+local function hold(key)
+  if not counted[key] then
+    counted[key] = true
+    local one = count(key)
+    held[1], held[2] = held[1] + one[1], held[2] + one[2]
+  end
+end
 for i = 1, #workers, 2 do
   local ok, info = pcall(cjson.decode, workers[i + 1])
   local n = ok and type(info) == 'table' and tonumber(info['processes']) or 0
   for slot = 0, math.min(n, 4096) - 1 do
-    local one = count(ARGV[1] .. workers[i] .. ':' .. slot)
-    held[1], held[2] = held[1] + one[1], held[2] + one[2]
+    hold(ARGV[1] .. workers[i] .. ':' .. slot)
   end
+end
+for i = 12, #KEYS do
+  hold(KEYS[i])
 end
 return {
   count(KEYS[1]),

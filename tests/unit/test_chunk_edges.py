@@ -73,7 +73,8 @@ def test_a_cut_repeated_after_a_lost_reply_finds_it_done(
         p.map("echo", range(10))
     pipe = Pipeline(any_redis, pipeline)
     holding = pipe.keys.inflight("w", 0)
-    pipe.take(holding, 1, block=None)
+    pipe.heartbeat("w", 60, {"processes": 1})
+    pipe.take(holding, 1, block=None, host="w")
     kept = pipe.cut(holding, 4)
     assert kept is not None and tasks_in(kept[0]) == 4
     assert pipe.cut(holding, 4) == kept

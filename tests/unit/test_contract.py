@@ -76,8 +76,9 @@ def test_take_returns_what_is_held_before_taking_more(
     pipe.join("p", 30)
     pipe.push("p", 1, [b"1", b"2", b"3"], 3, "t", 30)
     holding = pipe.keys.inflight("w", 0)
-    first = pipe.take(holding, 2, block=None)
-    again = pipe.take(holding, 0, block=None)
+    pipe.heartbeat("w", 60, {"processes": 1})
+    first = pipe.take(holding, 2, block=None, host="w")
+    again = pipe.take(holding, 0, block=None, host="w")
     assert first.held == again.held == [b"1", b"2"]
     assert pipe.backlog() == 1
 
@@ -91,7 +92,7 @@ def test_commit_is_fenced_after_a_reaper_gave_the_batch_back(
     with Producer(any_redis, pipeline) as p:
         p.submit("echo", "once")
     slow = child(any_redis, pipeline, worker="slow")
-    taken = pipe.take(slow.inflight, 10, block=None)
+    taken = pipe.take(slow.inflight, 10, block=None, host="slow")
     assert len(taken.held) == 1
     sort = sorter(Loss("lease ran out", charge=ALL), REGISTRY, "reaper")
     assert pipe.give_back(slow.inflight, sort).back != []
@@ -114,7 +115,7 @@ def test_a_repeated_commit_writes_once_and_says_it_had_gone_through(
     with Producer(any_redis, pipeline) as p:
         p.submit("echo", 1)
     c = child(any_redis, pipeline)
-    taken = pipe.take(c.inflight, 10, block=None)
+    taken = pipe.take(c.inflight, 10, block=None, host="w1")
     outcome = c.executor.run_batch(taken.held)
     assert pipe.commit(c.inflight, taken, 1, outcome) == 1
     assert pipe.commit(c.inflight, taken, 1, outcome) == 2
@@ -153,9 +154,10 @@ def test_give_back_charges_only_the_running_task_and_kills_a_poison_one(
 def test_due_retries_are_promoted(any_redis: redis.Redis, pipeline: str) -> None:
     pipe = Pipeline(any_redis, pipeline)
     holding = pipe.keys.inflight("w", 0)
+    pipe.heartbeat("w", 60, {"processes": 1})
     pipe.join("p", 30)
     pipe.push("p", 1, [b"x"], 1, "t", 30)
-    taken = pipe.take(holding, 1, block=None)
+    taken = pipe.take(holding, 1, block=None, host="w")
     outcome = Outcome(retries=[(0, b"due"), (2**40, b"later")])
     assert pipe.commit(holding, taken, 1, outcome) == 1
     assert pipe.promote(10) == 1
@@ -231,7 +233,7 @@ def test_a_snapshot_counts_every_registered_hosts_tasks_in_flight(
     pipe.heartbeat("h2", 10, {"processes": "garbage"})
     pipe.join("p", 30)
     pipe.push("p", 1, [b"a", b"b", b"c"], 3, "t", 30)
-    pipe.take(pipe.keys.inflight("h1", 1), 2, block=None)
+    pipe.take(pipe.keys.inflight("h1", 1), 2, block=None, host="h1")
     state = pipe.snapshot()
     assert (state.backlog, state.in_flight, state.idle) == (1, 2, False)
     assert [w.id for w in state.workers] == ["h1", "h2"]
