@@ -414,27 +414,37 @@ class Pipeline:
 
         return cast(Returned, self._call(transaction))
 
-    def reap(self, sort_for: Callable[[str], Sort]) -> list[tuple[str, Returned]]:
+    def reap(
+        self, sort_for: Callable[[str], Sort], sweep: bool = True
+    ) -> list[tuple[str, Returned]]:
         """Give back what every worker host whose lease ran out held, then drop its
-        registration (unless it renewed meanwhile); and give back every in-flight list whose
-        host is not registered at all (an orphan: filled after its host was reaped). A
+        registration (unless it renewed meanwhile); with ``sweep``, also every in-flight list
+        whose host is not registered at all (an orphan: filled after its host was reaped). A
         give-back that fails raises before the host is dropped, so its tasks stay where the
         next reaper looks.
 
+        A sweep finds the lists by SCAN, which walks the whole database: a host sweeps now and
+        then, and otherwise finds a lapsed host's lists by its description (one per child; the
+        take is fenced on the lease, so no child fills a list after its host's lease ran out).
         The lists are found first and the leases read after: a host registers before its
         children take anything, so a list whose host is missing from the leases read later
         belongs to a host that was dropped, never to one still starting."""
-        held = self.holders()
+        held = self.holders() if sweep else {}
         now, leases = self.leases()
+        lapsed = [(wid, expiry) for wid, expiry in leases.items() if expiry <= now]
+        if not sweep and lapsed:
+            described = self.workers()
+            for wid, _ in lapsed:
+                count = state.processes(described.get(wid, {}))
+                held[wid] = [self.keys.inflight(wid, i) for i in range(count)]
         reaped = []
         for wid, holding in held.items():
             if wid not in leases:
                 reaped.append((wid, self._give_all_back(holding, sort_for(wid))))
-        for wid, expiry in leases.items():
-            if expiry <= now:
-                returned = self._give_all_back(held.get(wid, []), sort_for(wid))
-                self.forget(wid, expiry)
-                reaped.append((wid, returned))
+        for wid, expiry in lapsed:
+            returned = self._give_all_back(held.get(wid, []), sort_for(wid))
+            self.forget(wid, expiry)
+            reaped.append((wid, returned))
         return reaped
 
     def _give_all_back(self, holding: list[str], sort: Sort) -> Returned:

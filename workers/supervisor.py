@@ -33,6 +33,10 @@ from redpool.workers.slots import NO_CUT, SlotTable
 log = logging.getLogger("redpool.workers")
 _SIGNALS = {signal.SIGTERM, signal.SIGINT}
 
+ORPHAN_SWEEP = 60.0
+"""Seconds between a host's SCANs for in-flight lists no registered host names (orphans): a
+SCAN walks the whole database, so it is rare; lapsed hosts are reaped at every heartbeat."""
+
 STOP_WINDOW = 1.0
 """Seconds after a first stop signal in which more stop signals are the same request.
 
@@ -163,7 +167,9 @@ class Supervisor:
         ``wait_for_run``). A run that came and went between two looks still counts, by its end
         time, and so does one whose work is done but whose sink has not yet marked it ended.
         """
-        state = self.pipe.snapshot(every_holder=True)  # orphans too: not yet given back
+        state = self.pipe.snapshot()
+        if state.closed and state.idle:  # confirmed with orphans too (a SCAN: only then)
+            state = self.pipe.snapshot(every_holder=True)
         if not (state.closed and state.idle):
             self._seen_work = True
             return False
@@ -395,7 +401,8 @@ class Supervisor:
             loss = Loss(f"worker host {wid} stopped renewing its lease", charge=ALL)
             return sorter(loss, self.registry, self.id)
 
-        for wid, returned in self.pipe.reap(sort_for):
+        sweep = self._every("sweep", max(ORPHAN_SWEEP, self.settings.lease))
+        for wid, returned in self.pipe.reap(sort_for, sweep):
             log.warning("reaped worker host %s: %d task(s) given back", wid, returned.count)
             if returned.dead:
                 log.warning(
