@@ -22,7 +22,14 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from redpool.errors import Aborted, ConfigError, RedisRefused, RedisUnavailable, RedpoolError
+from redpool.errors import (
+    Aborted,
+    ConfigError,
+    RedisRefused,
+    RedisUnavailable,
+    RedpoolError,
+    TooLarge,
+)
 from redpool.settings import RedisSettings
 
 TRANSIENT = (redis.ConnectionError, redis.TimeoutError)
@@ -232,6 +239,28 @@ after, before the call is taken as refused: Redis closes a client's connection, 
 reply it could read, on a request over its limits."""
 
 
+AWAY, PASSING, FULL, REFUSED = "away", "passing", "full", "refused"
+"""What an error from Redis is to a caller (`kind_of`): Redis unreachable; Redis there but in
+a state that passes (a failover, a load, a full disk for its persistence); out of memory;
+or a refusal that a retry would get again."""
+
+_PASSING = {"READONLY", "MISCONF", "BUSY", "MASTERDOWN", "NOREPLICAS", "LOADING"}
+"""Replies of a Redis that will serve us again once it is done: a replica promoted by a
+failover, a disk full for its AOF or RDB, a long script, a primary gone, a dataset loading."""
+
+
+def kind_of(exc: redis.RedisError) -> str:
+    if isinstance(exc, AUTH):  # a ConnectionError to redis-py, and no outage to us
+        return REFUSED
+    if isinstance(exc, OOM):
+        return FULL
+    if isinstance(exc, TRANSIENT):
+        return AWAY
+    if isinstance(exc, redis.ResponseError) and str(exc).split(" ", 1)[0] in _PASSING:
+        return PASSING
+    return REFUSED
+
+
 class Outage:
     """Runs Redis calls, riding out outages: retry with backoff, one log line per outage.
 
@@ -240,7 +269,9 @@ class Outage:
     asked between tries: once it says yes (a second signal), the call raises `Aborted`.
     A Redis out of memory (`OOM`) is waited out the same way: the sink frees memory. A
     refused password is not an outage (`AUTH`), and neither is a connection Redis drops on
-    one call while it answers a PING (`DROPS`): that call is refused. Any other error from
+    one call while it answers a PING (`DROPS`): that call is refused (`TooLarge`). A reply
+    that says Redis will serve us again (a failover's READONLY, MISCONF, BUSY...) is waited
+    out like an outage. Any other error from
     Redis becomes one of ours (`explain`: where is Redis, ``where``, and which pipeline it is
     about), so nothing above the contract needs redis-py's exceptions.
     """
@@ -279,28 +310,25 @@ class Outage:
         while True:
             try:
                 value = fn()
-            except AUTH as exc:
-                self.away_since = None
-                raise explain(exc, self.where, self.pipeline) from None
-            except (*TRANSIENT, OOM) as exc:
-                full = isinstance(exc, OOM)
-                if full and not wait_for_memory:
-                    raise
+            except redis.RedisError as exc:
+                kind = kind_of(exc)
+                if kind == REFUSED or (kind == FULL and not wait_for_memory):
+                    self.away_since = None
+                    if kind == FULL:
+                        raise
+                    raise explain(exc, self.where, self.pipeline) from None
                 if isinstance(exc, redis.ConnectionError) and self._answers():
                     dropped = self._dropped(exc, dropped + 1)
                     continue  # at once: Redis is there
                 if self.away_since is None:
                     self.away_since = time.monotonic()
                 self._abort_if_told(exc)
-                if not (failed or full):  # once, at once and quietly: a connection Redis closed
+                if kind == AWAY and not failed:  # once, at once and quietly: a closed connection
                     failed = True
                     continue
                 if started is None:
                     started = time.monotonic()
-                    self.log.warning(self._full() if full else self._away(exc))
-            except redis.RedisError as exc:
-                self.away_since = None
-                raise explain(exc, self.where, self.pipeline) from None
+                    self.log.warning(self._full() if kind == FULL else self._away(exc, kind))
             else:
                 self.away_since = None
                 if started is not None:
@@ -321,7 +349,7 @@ class Outage:
         if times < DROPS:
             return times
         self.away_since = None
-        raise RedisRefused(
+        raise TooLarge(
             f"Redis at {self.where} dropped the connection on this request {times} times "
             f"while it answers others ({exc}): a value over its proto-max-bulk-len or "
             "client-query-buffer-limit?",
@@ -339,7 +367,9 @@ class Outage:
         return True
 
     @staticmethod
-    def _away(exc: Exception) -> str:
+    def _away(exc: Exception, kind: str) -> str:
+        if kind == PASSING:
+            return f"Redis says it cannot serve us now ({exc}); retrying until that passes"
         return f"Redis unavailable ({exc}); retrying until it is back"
 
     def _full(self) -> str:

@@ -46,6 +46,11 @@ class RedisRefused(RedpoolError):
         self.reply = message if reply is None else reply
 
 
+class TooLarge(RedisRefused):
+    """Redis drops the connection on this request, again and again, while it answers others:
+    a value over its proto-max-bulk-len or client-query-buffer-limit. Retrying cannot help."""
+
+
 class Aborted(RedpoolError):
     """A retry loop gave up because its owner was told to stop at once (a second signal)."""
 

@@ -233,8 +233,12 @@ class Pipeline:
             return []
         return [p.decode() for p in expired if self.leave(p.decode(), ABANDONED, True)]
 
+    def _outage_just_ended(self) -> bool:
+        """This caller rode out an outage less than `OUTAGE_GRACE` seconds ago."""
+        return time.monotonic() - self._outage.back_at < OUTAGE_GRACE
+
     def _recovering(self) -> bool:
-        if time.monotonic() - self._outage.back_at < OUTAGE_GRACE:
+        if self._outage_just_ended():
             return True
         try:
             info = cast(dict[str, Any], self._call(self.client.info, "server"))
@@ -366,8 +370,12 @@ class Pipeline:
 
         def scan() -> dict[str, list[str]]:
             found: dict[str, list[str]] = {}
-            for raw in self.client.scan_iter(match=self.keys.inflight_prefix + "*", count=1000):
-                key = cast(bytes, raw).decode()
+            pattern = self.keys.inflight_prefix + "*"
+            for raw in self.client.scan_iter(match=pattern, count=1000, _type="list"):
+                try:
+                    key = cast(bytes, raw).decode()
+                except UnicodeDecodeError:  # not one we named: a stray key, left alone
+                    continue
                 host = key.removeprefix(self.keys.inflight_prefix).rpartition(":")[0]
                 found.setdefault(host, []).append(key)
             return found
@@ -432,6 +440,10 @@ class Pipeline:
         held = self.holders() if sweep else {}
         now, leases = self.leases()
         lapsed = [(wid, expiry) for wid, expiry in leases.items() if expiry <= now]
+        if lapsed and self._outage_just_ended():
+            # just after an outage (ours, or a Redis restart or a full memory) every lease may
+            # have run out while the hosts, alive, were waiting for Redis as we were
+            lapsed = []
         if not sweep and lapsed:
             described = self.workers()
             for wid, _ in lapsed:
@@ -448,9 +460,14 @@ class Pipeline:
         return reaped
 
     def _give_all_back(self, holding: list[str], sort: Sort) -> Returned:
+        """Each list on its own: one that cannot be given back (a stray key of another type
+        under our prefix, say) is logged and left, and the others still come back."""
         returned = Returned()
         for key in holding:
-            returned.extend(self.give_back(key, sort))
+            try:
+                returned.extend(self.give_back(key, sort))
+            except RedisRefused as exc:
+                logging.getLogger("redpool.workers").error("could not give back %s: %s", key, exc)
         return returned
 
     def promote(self, limit: int = 500) -> int:
@@ -489,8 +506,12 @@ class Pipeline:
         def when_full() -> holding_list.Taken:
             token = secrets.token_hex(8).encode()
             keys = [k.results, k.sinking, k.held(k.sinking)]
-            held = self._scripts.drain(keys=keys, args=[min(count, MAX_BATCH), token])
-            return holding_list.Taken(cast(list[bytes], held), token)
+            held = cast(
+                list[bytes], self._scripts.drain(keys=keys, args=[min(count, MAX_BATCH), token])
+            )
+            if not held and block:
+                time.sleep(block)  # drain.lua cannot block: wait as the take would have
+            return holding_list.Taken(held, token)
 
         return cast(holding_list.Taken, self._freeing(native, when_full))
 

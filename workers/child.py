@@ -18,7 +18,7 @@ from time import monotonic
 
 from redpool.answers import Outcome
 from redpool.envelope import split_at, tasks_in
-from redpool.errors import RedisRefused, RedpoolError
+from redpool.errors import RedpoolError, TooLarge
 from redpool.holding import Taken
 from redpool.pipeline import Pipeline
 from redpool.registry import Registry
@@ -117,15 +117,13 @@ class Child:
         return held_tasks if outcome.stopped_at is None else outcome.stopped_at
 
     def _commit(self, taken: Taken, held: int, outcome: Outcome) -> int:
-        """`Pipeline.commit`; when Redis refuses it (an answer over its size limit, say), it
-        would refuse it again: the batch's tasks are dead, each answered with the refusal,
-        so every task still ends with one result and no child loops on the batch. Out of
-        memory is not such a refusal: memory comes back once the sink drains."""
+        """`Pipeline.commit`; when Redis will not take it (`TooLarge`: an answer over its size
+        limit), it never will: the batch's tasks are dead, each answered with the refusal, so
+        every task still ends with one result and no child loops on the batch. Any other
+        refusal is the supervisor's to handle; a passing state (a failover) is waited out."""
         try:
             return self.pipe.commit(self.inflight, taken, held, outcome)
-        except RedisRefused as exc:
-            if exc.reply.startswith("OOM"):
-                raise
+        except TooLarge as exc:
             reason = f"Redis refused the commit of its answers: {exc}"
             loss = Loss(reason, "RedisRefused", charge=ALL, final=True)
             returned = self.pipe.give_back(self.inflight, sorter(loss, self.registry, self.name))

@@ -19,7 +19,7 @@ from typing import Any
 
 from redpool.codec import NotJSON
 from redpool.envelope import split_at
-from redpool.errors import Aborted, RedpoolError
+from redpool.errors import Aborted, RedisRefused, RedpoolError
 from redpool.keys import instance_id
 from redpool.pipeline import Pipeline, Sort
 from redpool.registry import Registry
@@ -168,14 +168,16 @@ class Supervisor:
         time, and so does one whose work is done but whose sink has not yet marked it ended.
         """
         state = self.pipe.snapshot()
-        if state.closed and state.idle:  # confirmed with orphans too (a SCAN: only then)
-            state = self.pipe.snapshot(every_holder=True)
         if not (state.closed and state.idle):
             self._seen_work = True
             return False
         run = state.run
         ours = run is not None and (run.ended is None or run.ended * 1000 >= self._joined_ms)
         if self._seen_work or ours:
+            # confirmed with orphan lists too: a SCAN, so only at what looks like the end
+            confirmed = self.pipe.snapshot(every_holder=True)
+            if not (confirmed.closed and confirmed.idle):
+                return False
             log.info("stream closed and nothing left to run; stopping")
             return True
         if not self.settings.wait_for_run:
@@ -402,7 +404,12 @@ class Supervisor:
             return sorter(loss, self.registry, self.id)
 
         sweep = self._every("sweep", max(ORPHAN_SWEEP, self.settings.lease))
-        for wid, returned in self.pipe.reap(sort_for, sweep):
+        try:
+            reaped = self.pipe.reap(sort_for, sweep)
+        except RedisRefused as exc:  # others' keys: not this host's to die of; next tick again
+            log.error("reaping failed: %s", exc)
+            return
+        for wid, returned in reaped:
             log.warning("reaped worker host %s: %d task(s) given back", wid, returned.count)
             if returned.dead:
                 log.warning(

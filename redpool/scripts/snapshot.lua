@@ -45,8 +45,13 @@ local workers = redis.call('HGETALL', KEYS[8])
 local held = {0, 0}
 local counted = {}
 local function hold(key)
-  if not counted[key] then
-    counted[key] = true
+  -- a key of another type where an in-flight list would be (a stray) is not counted
+  if counted[key] then
+    return
+  end
+  counted[key] = true
+  local kind = redis.call('TYPE', key)['ok']
+  if kind == 'list' then
     local one = count(key)
     held[1], held[2] = held[1] + one[1], held[2] + one[2]
   end
