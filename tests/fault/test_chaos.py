@@ -42,7 +42,8 @@ class Chaos:
         self.rng = rng
         self.seed = seed
         self.producers: list[subprocess.Popen[bytes]] = []
-        self.killed_producers = 0
+        self.killed: set[int] = set()
+        """Indexes in ``producers`` of those killed."""
         self.poison: list[str] = []
         self.sink: subprocess.Popen[bytes] | None = None
         self.sink_log = open(run.tmp / "sink.log", "ab")  # noqa: SIM115 - closed in close()
@@ -58,7 +59,9 @@ class Chaos:
         self.inputs += 1
         path = self.run.tmp / f"in{self.inputs}.jsonl"
         task = self.rng.choice(["echo", "slow_echo"])
-        lines = (f"[{i}, 0.001]" if task == "slow_echo" else str(i) for i in range(LINES))
+        base = self.inputs * 100_000  # each producer's values are its own: results tell whose
+        values = range(base, base + LINES)
+        lines = (f"[{v}, 0.001]" if task == "slow_echo" else str(v) for v in values)
         path.write_text("".join(f"{line}\n" for line in lines))
         self.producers.append(
             subprocess.Popen(
@@ -141,7 +144,7 @@ class Chaos:
         victim = self.rng.choice(running)
         victim.kill()
         victim.wait()
-        self.killed_producers += 1
+        self.killed.add(self.producers.index(victim))
         return f"SIGKILL producer {victim.pid}"
 
     def restart_redis(self) -> str:
@@ -265,10 +268,16 @@ def finish(chaos: Chaos) -> None:
     for prefix, numbers in by_producer.items():
         # pushes are in order and exactly once: a producer's ids are 1..k, none missing
         assert numbers == set(range(1, max(numbers) + 1)), chaos.why(f"ids of {prefix}")
-    complete = len(chaos.producers) - chaos.killed_producers
-    assert sum(len(n) == LINES for n in by_producer.values()) >= complete, chaos.why(
-        "every producer that was not killed has all its tasks' results"
-    )
+    values = Counter(r["value"] for r in results if not str(r["id"]).startswith("poison"))
+    for index in range(len(chaos.producers)):
+        base = (index + 1) * 100_000
+        got = [values[v] for v in range(base, base + LINES)]
+        assert all(n <= 1 for n in got), chaos.why(f"producer {index}: a value twice")
+        if index not in chaos.killed:  # every result of a producer that ran to its end
+            assert all(got), chaos.why(f"producer {index}: {got.count(0)} results missing")
+        else:  # a killed producer's pushes are in order: what it sent is a prefix
+            sent = sum(got)
+            assert all(got[:sent]), chaos.why(f"producer {index}: a gap in what it sent")
     poisoned = {str(r["id"]): r for r in results if str(r["id"]).startswith("poison")}
     assert sorted(poisoned) == sorted(chaos.poison), chaos.why("a result per poison payload")
     assert not any(r["ok"] for r in poisoned.values())

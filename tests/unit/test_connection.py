@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 import redis
 from redis import exceptions as rx
 
-from redpool.connection import address, explain
+from redpool.connection import Outage, address, explain
 from redpool.errors import ConfigError, RedisRefused
 
 WHERE = "redis://***@10.0.0.5:7000/0"
@@ -60,3 +62,32 @@ def test_other_replies_keep_what_redis_said() -> None:
     replica = rx.MasterDownError("Link with MASTER is down", status_code="MASTERDOWN")
     master = explain(replica, WHERE)
     assert "Cluster" not in str(master)  # a replica whose primary is away, not a cluster
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "READONLY You can't write against a read only replica.",
+        "MISCONF Redis is configured to save RDB snapshots, but it's unable to persist to disk",
+        "BUSY Redis is busy running a script.",
+        "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.",
+    ],
+)
+def test_a_redis_that_will_serve_again_is_waited_out_not_refused(reply: str) -> None:
+    """A failover's READONLY and its kin pass: a worker must wait, not dead-letter a batch
+    or stop the host as it would for a refusal."""
+    answers = iter([rx.ResponseError(reply), rx.ResponseError(reply), "done"])
+
+    def call() -> object:
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    assert Outage(logging.getLogger("test")).call(call) == "done"
+    with pytest.raises(RedisRefused):  # a real refusal still is one
+        Outage(logging.getLogger("test")).call(_raise, rx.ResponseError("ERR unknown command"))
+
+
+def _raise(exc: Exception) -> None:
+    raise exc

@@ -7,7 +7,9 @@ host is no longer registered) must be found by a reaper and by `status`.
 
 from __future__ import annotations
 
+import math
 import threading
+import time
 
 import pytest
 import redis
@@ -94,3 +96,43 @@ def test_a_reaper_gives_back_an_orphan_list(any_redis: redis.Redis, pipeline: st
     assert parse_task(back).id == "o-1" and parse_task(back).attempts == 1
     assert not any_redis.exists(orphan) and any_redis.llen(live) == 1
     assert pipe.snapshot(every_holder=True).in_flight == 1
+
+
+def _sort_for(wid: str) -> Sort:
+    return sorter(Loss(f"{wid} lost", charge=ALL), REGISTRY, "reaper")
+
+
+def test_stray_keys_under_the_in_flight_prefix_neither_count_nor_stop_a_reaper(
+    any_redis: redis.Redis, pipeline: str
+) -> None:
+    """A string and a list whose name is not UTF-8 where in-flight lists live (a mistake, a
+    tool's key): a sweep skips them, status counts around them, and the orphan beside them
+    still comes back. Before, the first one made every reaper, and so every host, fail."""
+    pipe = Pipeline(any_redis, pipeline)
+    prefix = pipe.keys.inflight_prefix
+    any_redis.set(prefix + "junk:0", b"not a list")
+    any_redis.rpush(prefix.encode() + b"\xff\xfe:0", b"x")
+    any_redis.rpush(pipe.keys.inflight("gone", 0), encode_task("o-1", "echo", [1], {}, None))
+    any_redis.hset(pipe.keys.workers, "junk", b'{"processes": 1}')  # names the string
+    assert pipe.snapshot(every_holder=True).in_flight == 1
+    assert [(wid, r.count) for wid, r in pipe.reap(_sort_for)] == [("gone", 1)]
+    assert any_redis.get(prefix + "junk:0") == b"not a list"
+
+
+def test_no_host_is_reaped_just_after_the_reapers_own_outage(
+    any_redis: redis.Redis, pipeline: str
+) -> None:
+    """Redis away (or full) for longer than a lease: every lease ran out while the hosts,
+    alive, waited as this reaper did. It lets them renew first."""
+    pipe = Pipeline(any_redis, pipeline)
+    pipe.heartbeat("other", 0.001, {"processes": 1})
+
+    def lapsed() -> bool:
+        now, leases = pipe.leases()
+        return leases["other"] <= now
+
+    wait_for(lapsed, what="its lease to lapse")
+    pipe._outage.back_at = time.monotonic()  # this reaper just rode out an outage
+    assert pipe.reap(_sort_for, sweep=False) == []
+    pipe._outage.back_at = -math.inf
+    assert [wid for wid, _ in pipe.reap(_sort_for, sweep=False)] == ["other"]
