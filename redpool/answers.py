@@ -233,6 +233,10 @@ class Outcome:
     sizing chunks), and the counters it moves."""
 
     results: list[bytes] = field(default_factory=list)
+    replies: dict[str, list[bytes]] = field(default_factory=dict)
+    """Caller id -> answers for its reply list (elements that named a ``reply``)."""
+    replied: int = 0
+    """Of ``ok`` and ``failed``, the answers in ``replies``."""
     dead: list[bytes] = field(default_factory=list)
     retries: list[tuple[int, bytes]] = field(default_factory=list)
     """(delay in ms, task envelope) pairs."""

@@ -415,6 +415,23 @@ def refused_since(unit: Unit) -> int | None:
     return first if type(first) is int else None
 
 
+_REPLY = re.compile(r"[A-Za-z0-9_.:\-]{1,200}")
+
+
+def reply_name(caller: str) -> bool:
+    """A ``reply`` field names a caller whose reply list is ours to write: an id as
+    `redpool.keys.instance_id` makes, nothing that could reach outside the pipeline's keys."""
+    return _REPLY.fullmatch(caller) is not None
+
+
+def with_reply(raw: bytes, unit: Unit) -> bytes:
+    """A task taken out of ``unit`` (a chunk's, retried alone) keeps the caller it answers."""
+    reply = unit.body.get("reply")
+    if reply is None:
+        return raw
+    return codec.dumps({**codec.loads(raw), "reply": reply})
+
+
 def rerun_of(body: dict[str, Any]) -> int:
     """Which re-run of its id a task is (0: the first run); a bad value counts as 0."""
     rerun = body.get("rerun", 0)

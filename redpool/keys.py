@@ -51,6 +51,9 @@ class Stat(enum.StrEnum):
     """Every answer the sink acknowledged, strays pushed by hand included: with ``ok`` and
     ``failed``, what tells the workers how many results wait (their bound)."""
     RERUNS = "reruns"
+    REPLIED = "replied"
+    """Answers written to a caller's reply list (`Keys.replies`), not to ``results``: the
+    sink never takes them, so the workers' results bound leaves them out."""
     """Of ``submitted``, the re-runs of dead tasks (``redpool dead retry``)."""
 
 
@@ -117,6 +120,7 @@ class Keys:
             self.pace,
             self.sinking,
             self.sink,
+            self.callers,
         ]
 
     @property
@@ -201,6 +205,21 @@ class Keys:
     def sink(self) -> str:
         """String: the id of the sink draining this pipeline, with a lease (PX)."""
         return self.prefix + "sink"
+
+    @property
+    def callers(self) -> str:
+        """Sorted set caller id -> lease expiry in ms (Redis clock): the live `redpool.Pool`
+        and `redpool.Executor` objects, whose tasks' answers go to their own reply lists."""
+        return self.prefix + "callers"
+
+    def replies(self, caller: str) -> str:
+        """List of the answers to caller ``caller``'s tasks (elements as in ``results``);
+        workers RPUSH, the caller takes them with a fenced take into `replying`."""
+        return f"{self.prefix}replies:{caller}"
+
+    def replying(self, caller: str) -> str:
+        """List of answers caller ``caller`` took and has not yet acknowledged."""
+        return f"{self.prefix}replying:{caller}"
 
     @property
     def inflight_prefix(self) -> str:

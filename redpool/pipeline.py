@@ -46,6 +46,10 @@ COUNTED = 1000
 """Elements of a list snapshot.lua reads to count its tasks (status only; a read costs Redis
 time in proportion to the bytes read)."""
 
+REPLY_TTL = 600
+"""Seconds a reply list lives after its last answer: the answers to a caller that died (and
+whose cleanup came before them) do not stay in Redis."""
+
 OUTAGE_GRACE = 10.0
 """Seconds after an outage (or a Redis restart) in which no producer is called abandoned:
 what a producer retrying with backoff (2 s at most between tries) needs to renew its lease."""
@@ -276,6 +280,8 @@ class Pipeline:
         def write(pipe: Transaction) -> None:
             if outcome.results:
                 pipe.rpush(k.results, *outcome.results)
+            if outcome.replies:
+                self._reply(pipe, outcome)
             if outcome.dead:
                 pipe.rpush(k.dead, *outcome.dead)
             if outcome.retries:
@@ -301,6 +307,14 @@ class Pipeline:
         settle = holding_list.settle
         fence = self._scripts.holder
         return int(self._call(settle, self.client, k, holding, taken, held, write, fence))
+
+    def _reply(self, pipe: Transaction, outcome: Outcome) -> None:
+        """Answers to callers' tasks into their reply lists (in a commit's transaction)."""
+        k = self.keys
+        for caller, answers in outcome.replies.items():
+            pipe.rpush(k.replies(caller), *answers)
+            pipe.pexpire(k.replies(caller), REPLY_TTL * 1000)  # a caller gone: not kept
+        pipe.hincrby(k.stats, Stat.REPLIED, outcome.replied)
 
     def held(self, holding: str) -> list[bytes]:
         """What a holder holds now."""
@@ -570,11 +584,12 @@ class Pipeline:
     def results_waiting(self) -> int:
         """Answers in the results list by the counters: what workers wrote less what the sink
         took (one small read; the workers' bound)."""
-        ok, failed, sunk = cast(
-            list[bytes | None],
-            self._call(self.client.hmget, self.keys.stats, [Stat.OK, Stat.FAILED, Stat.SUNK]),
+        fields = [Stat.OK, Stat.FAILED, Stat.SUNK, Stat.REPLIED]
+        ok, failed, sunk, replied = cast(
+            list[bytes | None], self._call(self.client.hmget, self.keys.stats, fields)
         )
-        return max(0, int(ok or 0) + int(failed or 0) - int(sunk or 0))
+        written = int(ok or 0) + int(failed or 0) - int(replied or 0)
+        return max(0, written - int(sunk or 0))
 
     def purge(self) -> int:
         """Delete every key of the pipeline (found by SCAN, never KEYS); returns how many."""

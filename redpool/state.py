@@ -108,6 +108,7 @@ class Snapshot:
         """Answers in the results list by the counters (the workers' bound), not by reading
         the list: what workers wrote less what the sink took."""
         written = self.stats.get(Stat.OK, 0) + self.stats.get(Stat.FAILED, 0)
+        written -= self.stats.get(Stat.REPLIED, 0)  # in callers' reply lists, not results
         return max(0, written - self.stats.get(Stat.SUNK, 0))
 
     @property

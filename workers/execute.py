@@ -37,9 +37,11 @@ from redpool.envelope import (
     rebuild,
     refused,
     refused_since,
+    reply_name,
     rerun_of,
     shown,
     tasks_in,
+    with_reply,
 )
 from redpool.errors import PayloadError, TaskTimeout
 from redpool.registry import Registry, Task
@@ -51,6 +53,19 @@ _OURS = frozenset({__file__, slots.__file__})
 _NO_LIMIT = 2**62
 UNKNOWN_DELAY = 1.0
 """Seconds such an element waits in the delayed set each time it is given back."""
+
+
+def _answered(unit: Unit, answers: Answers, out: Outcome) -> None:
+    """An element's answers into the outcome: to the results list, or to the reply list of
+    the caller it names (a `redpool.Pool` or `redpool.Executor`)."""
+    reply = unit.body.get("reply")
+    if type(reply) is str and reply_name(reply):
+        out.replies.setdefault(reply, []).append(answers.element(unit.single))
+        out.replied += answers.ok + answers.failed
+    else:
+        out.results.append(answers.element(unit.single))
+    out.ok += answers.ok
+    out.failed += answers.failed
 
 
 class Executor:
@@ -206,9 +221,7 @@ class Executor:
                 total[0] += spent
                 total[1] += answers.ok - returned
         if answers.lines:
-            out.results.append(answers.element(unit.single))
-            out.ok += answers.ok
-            out.failed += answers.failed
+            _answered(unit, answers, out)
         return position
 
     def _later(self, unit: Unit, position: int, out: Outcome) -> bool:
@@ -404,7 +417,10 @@ class Executor:
                 retry = (  # a single task keeps every field of its own ("rerun", ...)
                     rebuild(unit, [[task_id, args, kwargs, attempts]])
                     if unit.single
-                    else encode_task(task_id, unit.task, args, kwargs, unit.producer, attempts)
+                    else with_reply(
+                        encode_task(task_id, unit.task, args, kwargs, unit.producer, attempts),
+                        unit,
+                    )
                 )
             except NotJSON as exc:
                 reason = f"cannot be written back for another attempt: {exc}"
