@@ -489,6 +489,76 @@ class Pipeline:
         keys = [self.keys.delayed, self.keys.tasks]
         return int(self._call(self._scripts.promote, keys=keys, args=[limit]))
 
+    # -- callers (redpool.Pool, redpool.Executor) --------------------------------------------
+
+    def _caller_keys(self, caller: str) -> list[str]:
+        k = self.keys
+        return [k.callers, k.replies(caller), k.replying(caller), k.held(k.replying(caller))]
+
+    def call_renew(self, caller: str, lease: float, joining: bool = False) -> bool:
+        """caller.lua: join (``joining``) or renew a caller's lease; False once it was called
+        gone (its lease ran out and a reaper dropped its answers)."""
+        args = ["renew", caller, int(lease * 1000), 1 if joining else 0]
+        return bool(self._call(self._scripts.caller, keys=self._caller_keys(caller), args=args))
+
+    def call_leave(self, caller: str) -> None:
+        """caller.lua: a caller is done; every answer still waiting for it is dropped."""
+        keys = self._caller_keys(caller)
+        self._call(self._scripts.caller, keys=keys, args=["leave", caller])
+
+    def call_push(self, elements: Sequence[bytes]) -> int:
+        """A caller's tasks onto the queue (each names the caller in ``reply``); returns the
+        queue's length. Not numbered like a producer's batch: a push repeated after a lost
+        reply runs a task twice, and the caller keeps the first answer of each id."""
+        return int(self._call(self.client.rpush, self.keys.tasks, *elements))
+
+    def take_replies(self, caller: str, count: int, block: float | None) -> holding_list.Taken:
+        """Up to ``count`` answer elements of ``caller``'s reply list into its replying list,
+        as the sink takes results (what it held before comes first)."""
+        k = self.keys
+        return cast(
+            holding_list.Taken,
+            self._call(
+                holding_list.take,
+                self.client,
+                k,
+                k.replies(caller),
+                k.replying(caller),
+                count,
+                block,
+                self._scripts.take,
+            ),
+        )
+
+    def ack_replies(self, caller: str, taken: holding_list.Taken) -> int:
+        """The caller has what it took: forget it (fenced, as the sink's ack)."""
+
+        def write(_pipe: Transaction) -> None:
+            return None
+
+        replying = self.keys.replying(caller)
+        settle = holding_list.settle
+        fence = self._scripts.holder
+        args = (self.client, self.keys, replying, taken, len(taken.held), write, fence)
+        return int(self._call(settle, *args))
+
+    def expire_callers(self) -> list[str]:
+        """Drop every caller whose lease ran out, with its answers; returns their ids. Not
+        just after an outage (see `expire_producers`)."""
+        now = redis_ms(self._call(self.client.time))
+        lapsed = cast(
+            list[bytes], self._call(self.client.zrangebyscore, self.keys.callers, "-inf", now)
+        )
+        if not lapsed or self._outage_just_ended():
+            return []
+        gone = []
+        for raw in lapsed:
+            caller = raw.decode()
+            keys = self._caller_keys(caller)
+            if self._call(self._scripts.caller, keys=keys, args=["expire", caller]):
+                gone.append(caller)
+        return gone
+
     # -- the sink ----------------------------------------------------------------------------
 
     def lease(self, holder: str, seconds: float) -> bool:

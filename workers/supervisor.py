@@ -155,6 +155,7 @@ class Supervisor:
             self._heartbeat()
             self._reap()
             self.pipe.expire_producers()
+            self.pipe.expire_callers()
         if self.settings.exit_when_done and not self.stopping and self._every("done", 0.25):
             self.done = self._run_done()
 

@@ -31,6 +31,7 @@ _NAMES = (
     "run",
     "leave",
     "renew",
+    "caller",
     "drain",
     "ack",
     "mark",
@@ -59,6 +60,7 @@ class Scripts:
     run: Script
     leave: Script
     renew: Script
+    caller: Script
     drain: Script
     """The sink's take when Redis is out of memory (allow-oom, Redis 7)."""
     ack: Script

@@ -8,7 +8,7 @@ import orjson
 import pytest
 import redis
 
-from redpool.answers import Outcome
+from redpool.answers import Outcome, parse_results
 from redpool.deadletters import Selection
 from redpool.envelope import encode_task
 from redpool.errors import SettingError, StreamClosed
@@ -18,6 +18,7 @@ from redpool.pipeline import MAX_BATCH, Pipeline
 from redpool.producer import Producer, ProducerSettings
 from redpool.workers.giveback import ALL, Loss, sorter
 from tests.inproc import REGISTRY, child, run_until_idle, sink
+from tests.procs import wait_for
 
 
 def test_push_is_exactly_once_per_batch_number(any_redis: redis.Redis, pipeline: str) -> None:
@@ -316,3 +317,34 @@ def test_a_producer_that_fails_aborts_its_part_and_the_run_ends_incomplete(
     summary = sink(any_redis, pipeline).run()
     assert summary.ok == 2 and summary.outcome == "incomplete" and not summary.complete
     assert [(s.id, s.state) for s in summary.short] == [(p.id, "aborted")]
+
+
+def test_a_callers_answers_go_to_its_reply_list_and_go_with_it(
+    any_redis: redis.Redis, pipeline: str
+) -> None:
+    """A task naming ``reply`` is answered in that caller's reply list, not ``results``; the
+    caller takes and acknowledges it as the sink does; the workers' results bound leaves it
+    out; a caller whose lease ran out is dropped with its answers."""
+    pipe = Pipeline(any_redis, pipeline)
+    assert pipe.call_renew("c1", 30, joining=True)
+    single = orjson.dumps({"id": "c1-1", "task": "add", "args": [2, 3], "reply": "c1"})
+    chunk = orjson.dumps(
+        {"n": 2, "task": "echo", "producer": "c1", "first": 2, "args": [[7], [8]], "reply": "c1"}
+    )
+    pipe.call_push([single, chunk])
+    assert run_until_idle(child(any_redis, pipeline)) == 3
+    assert any_redis.llen(pipe.keys.results) == 0 and pipe.results_waiting() == 0
+    taken = pipe.take_replies("c1", 10, None)
+    lines = [line for raw in taken.held for line in parse_results(raw).lines]
+    assert sorted(orjson.loads(line).get("value") for line in lines) == [5, 7, 8]
+    assert pipe.ack_replies("c1", taken) == 1
+    assert any_redis.llen(pipe.keys.replying("c1")) == 0
+
+    assert pipe.call_renew("c2", 0.001, joining=True)
+    pipe.call_push([orjson.dumps({"id": "c2-1", "task": "echo", "args": [1], "reply": "c2"})])
+    assert run_until_idle(child(any_redis, pipeline)) == 1
+    assert any_redis.llen(pipe.keys.replies("c2")) == 1
+    wait_for(lambda: pipe.expire_callers() == ["c2"], what="the caller's lease to run out")
+    assert not any_redis.exists(pipe.keys.replies("c2"))
+    assert not pipe.call_renew("c2", 30), "a caller called gone learns it at its renewal"
+    assert pipe.call_renew("c1", 30)
