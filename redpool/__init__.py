@@ -24,12 +24,16 @@ from redpool.registry import Task, task
 from redpool.settings import RedisSettings
 
 if TYPE_CHECKING:
+    from redpool.pool import Executor, Pool, TaskFailed
     from redpool.producer import Producer, ProducerSettings
     from redpool.sink import Sink, SinkSettings
     from redpool.workers.settings import WorkerSettings
 
 __all__ = [
     "ConfigError",
+    "Executor",
+    "Pool",
+    "TaskFailed",
     "PayloadError",
     "Producer",
     "ProducerSettings",
@@ -48,6 +52,9 @@ __all__ = [
 ]
 
 _LAZY = {
+    "Pool": "redpool.pool",
+    "Executor": "redpool.pool",
+    "TaskFailed": "redpool.pool",
     "Producer": "redpool.producer",
     "ProducerSettings": "redpool.producer",
     "Sink": "redpool.sink",

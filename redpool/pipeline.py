@@ -512,6 +512,10 @@ class Pipeline:
         reply runs a task twice, and the caller keeps the first answer of each id."""
         return int(self._call(self.client.rpush, self.keys.tasks, *elements))
 
+    def call_cancel(self, element: bytes) -> bool:
+        """Take a caller's task element off the queue; False once a worker took it."""
+        return bool(self._call(self.client.lrem, self.keys.tasks, 1, element))
+
     def take_replies(self, caller: str, count: int, block: float | None) -> holding_list.Taken:
         """Up to ``count`` answer elements of ``caller``'s reply list into its replying list,
         as the sink takes results (what it held before comes first)."""

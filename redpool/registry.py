@@ -36,6 +36,11 @@ class Task:
     backoff_max: float = 300.0
     timeout: float | None = None
 
+    def __reduce__(self) -> tuple[Any, tuple[str, str]]:
+        """Pickled as where it is defined, like a function: a script that hands its tasks to
+        `multiprocessing.Pool` as well as to `redpool.Pool` works with both."""
+        return (_defined, (self.fn.__module__, self.fn.__qualname__))
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.fn(*args, **kwargs)
 
@@ -163,3 +168,11 @@ def import_tasks_module(spec: str) -> ModuleType:
         raise ConfigError(f"tasks module {spec!r} failed to import: {exc!r}") from None
     except Exception as exc:  # noqa: BLE001 - any import failure is the user's module's
         raise ConfigError(f"tasks module {spec!r} failed to import: {exc!r}") from None
+
+
+def _defined(module: str, qualname: str) -> Any:
+    """The object at ``module``.``qualname`` (a `Task`, unpickled)."""
+    found: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        found = getattr(found, part)
+    return found
