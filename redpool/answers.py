@@ -237,6 +237,8 @@ class Outcome:
     """Caller id -> answers for its reply list (elements that named a ``reply``)."""
     replied: int = 0
     """Of ``ok`` and ``failed``, the answers in ``replies``."""
+    dropped: int = 0
+    """Tasks not run because the caller they answer is gone."""
     dead: list[bytes] = field(default_factory=list)
     retries: list[tuple[int, bytes]] = field(default_factory=list)
     """(delay in ms, task envelope) pairs."""

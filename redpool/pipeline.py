@@ -512,6 +512,23 @@ class Pipeline:
         reply runs a task twice, and the caller keeps the first answer of each id."""
         return int(self._call(self.client.rpush, self.keys.tasks, *elements))
 
+    def live_callers(self) -> list[str]:
+        """Callers whose lease holds now (Redis clock)."""
+        now = redis_ms(self._call(self.client.time))
+        live = self._call(self.client.zrangebyscore, self.keys.callers, now, "+inf")
+        return [c.decode() for c in cast(list[bytes], live)]
+
+    def callers(self) -> dict[str, tuple[float, int]]:
+        """Caller id -> (seconds its lease has left, answers waiting in its reply list)."""
+        now = redis_ms(self._call(self.client.time))
+        leases = self._call(self.client.zrange, self.keys.callers, 0, -1, withscores=True)
+        out: dict[str, tuple[float, int]] = {}
+        for raw, expiry in cast(list[tuple[bytes, float]], leases):
+            caller = raw.decode()
+            waiting = int(self._call(self.client.llen, self.keys.replies(caller)))
+            out[caller] = ((expiry - now) / 1000, waiting)
+        return out
+
     def call_cancel(self, element: bytes) -> bool:
         """Take a caller's task element off the queue; False once a worker took it."""
         return bool(self._call(self.client.lrem, self.keys.tasks, 1, element))

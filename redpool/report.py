@@ -18,10 +18,20 @@ _ESTIMATED = {"backlog", "in_flight", "results_waiting"}
 
 def print_status(pipe: Pipeline, as_json: bool) -> None:
     state = pipe.snapshot(count_tasks=True, every_holder=True)
+    callers = pipe.callers()
     if as_json:
-        click.echo(orjson.dumps(state.as_dict(), option=orjson.OPT_INDENT_2).decode())
+        data = state.as_dict()
+        data["callers"] = [
+            {"id": c, "lease_left": round(left, 1), "answers_waiting": waiting}
+            for c, (left, waiting) in callers.items()
+        ]
+        click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
         return
     click.echo(status_text(pipe.name, state))
+    click.echo(f"callers (redpool.Pool, redpool.Executor): {len(callers)}")
+    for caller, (left, waiting) in callers.items():
+        lease = f"lease {left:.1f} s left" if left >= 0 else f"gone {-left:.1f} s ago"
+        click.echo(f"  {caller:<30} {waiting:,} answer element(s) waiting, {lease}")
 
 
 def watch_status(pipe: Pipeline, interval: float) -> None:

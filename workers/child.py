@@ -30,6 +30,8 @@ from redpool.workers.slots import CUT_DONE, CUT_PENDING, NO_CUT, Slot
 
 log = logging.getLogger("redpool.workers")
 _PR_SET_PDEATHSIG = 1
+CALLERS_CHECK = 1.0
+"""Seconds a reading of the live callers serves (a caller's tasks are skipped once it is gone)."""
 RESULTS_CHECK = 0.1
 """Seconds between a child's looks at how many results wait for the sink (``max_results``)."""
 EXIT_NO_START = 3
@@ -63,6 +65,9 @@ class Child:
             settings.unknown_wait,
             settings.tracebacks,
         )
+        self.executor.callers = self._caller_live
+        self._callers: frozenset[str] = frozenset()
+        self._callers_read = -CALLERS_CHECK
         self.stopping = False
         self.batch = settings.first_batch
         self.per_task = 0.0
@@ -138,6 +143,17 @@ class Child:
             log.warning("this host's lease ran out; taking no tasks until it is renewed")
         self._lease_lost = True
         time.sleep(self.settings.block_seconds)  # what it waits on is the supervisor's renewal
+
+    def _caller_live(self, caller: str) -> bool:
+        """A caller's lease holds, by a reading of `callers` at most `CALLERS_CHECK` old
+        (read again at once for a caller not in it: one that just joined)."""
+        now = monotonic()
+        if caller in self._callers and now < self._callers_read + CALLERS_CHECK:
+            return True
+        if now >= self._callers_read + 0.01:
+            self._callers = frozenset(self.pipe.live_callers())
+            self._callers_read = now
+        return caller in self._callers
 
     def _results_full(self) -> bool:
         """Over ``max_results``: wait a little instead of taking more (back-pressure from

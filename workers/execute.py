@@ -89,6 +89,8 @@ class Executor:
         self.max_payload = max_payload
         self.budget = budget
         """Seconds of work a batch is meant to hold (`WorkerSettings.batch_seconds`)."""
+        self.callers: Callable[[str], bool] | None = None
+        """Whether a caller is still there (None: do not ask; all are)."""
         self.unknown_wait = unknown_wait
         """Seconds an element whose task this worker lacks goes back for another host."""
         self.pace: dict[str, float] = {}
@@ -185,13 +187,12 @@ class Executor:
         try:
             unit = parse_unit(raw, self.max_payload)
         except PayloadError as exc:
-            if not self._reach(position, out):
-                return position
-            rejected = rejection(raw, exc.reason, self.worker)
-            out.results.extend(rejected.results)
-            out.failed += rejected.answered
-            out.dead.append(rejected.letter)
-            return position + tasks_in(raw)
+            return self._rejected(raw, exc.reason, position, out)
+        if self._caller_gone(unit):
+            if self._reach(position, out):
+                out.dropped += unit.count  # nobody waits for these answers: not run
+                position += unit.count
+            return position
         if position and self._unknown(unit):
             out.stopped_at = position  # commit what ran before starting what may be slow
             return position
@@ -201,17 +202,7 @@ class Executor:
         if task is None:
             if self._later(unit, position, out):
                 return position + unit.count
-            reason = f"unknown task {unit.task!r} (not registered with this worker)"
-            if refused_since(unit) is not None:
-                reason = (
-                    f"unknown task {unit.task!r} (no worker that took it in "
-                    f"{self.unknown_wait:g} s had it registered)"
-                )
-            for item in unit.listed():
-                if not self._reach(position, out):
-                    break
-                self._reject(unit, item, reason, answers, out)
-                position += 1
+            position = self._unknown_task(unit, position, answers, out)
         else:
             returned = answers.ok
             run = self._run_run if unit.args is not None else self._run_listed
@@ -222,6 +213,21 @@ class Executor:
                 total[1] += answers.ok - returned
         if answers.lines:
             _answered(unit, answers, out)
+        return position
+
+    def _unknown_task(self, unit: Unit, position: int, answers: Answers, out: Outcome) -> int:
+        """Every task of an element whose name this worker lacks, dead (its wait is over)."""
+        reason = f"unknown task {unit.task!r} (not registered with this worker)"
+        if refused_since(unit) is not None:
+            reason = (
+                f"unknown task {unit.task!r} (no worker that took it in "
+                f"{self.unknown_wait:g} s had it registered)"
+            )
+        for item in unit.listed():
+            if not self._reach(position, out):
+                break
+            self._reject(unit, item, reason, answers, out)
+            position += 1
         return position
 
     def _later(self, unit: Unit, position: int, out: Outcome) -> bool:
@@ -244,6 +250,22 @@ class Executor:
             return False
         out.later.append((int(UNKNOWN_DELAY * 1000), element))
         return True
+
+    def _rejected(self, raw: bytes, reason: str, position: int, out: Outcome) -> int:
+        """An element that is not tasks we can run: dead, answered under its ids."""
+        if not self._reach(position, out):
+            return position
+        rejected = rejection(raw, reason, self.worker)
+        out.results.extend(rejected.results)
+        out.failed += rejected.answered
+        out.dead.append(rejected.letter)
+        return position + tasks_in(raw)
+
+    def _caller_gone(self, unit: Unit) -> bool:
+        """The element names a caller (``reply``) that is gone: its lease ran out, or it
+        left. Asked of `callers` (set by the child, from Redis), only for such elements."""
+        reply = unit.body.get("reply")
+        return reply is not None and self.callers is not None and not self.callers(str(reply))
 
     def _reach(self, position: int, out: Outcome) -> bool:
         """Task ``position`` is refused without running (garbage, an unknown task): like a
