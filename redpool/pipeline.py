@@ -68,6 +68,8 @@ class Returned:
     back: list[bytes] = field(default_factory=list)
     """Back to the head of the queue, in their order."""
     results: list[bytes] = field(default_factory=list)
+    replies: dict[str, list[bytes]] = field(default_factory=dict)
+    """Caller id -> error answers for its reply list (tasks of a `redpool.Pool`)."""
     dead: list[bytes] = field(default_factory=list)
 
     @property
@@ -78,6 +80,8 @@ class Returned:
     def extend(self, other: Returned) -> None:
         self.back.extend(other.back)
         self.results.extend(other.results)
+        for caller, answers in other.replies.items():
+            self.replies.setdefault(caller, []).extend(answers)
         self.dead.extend(other.dead)
 
 
@@ -419,6 +423,11 @@ class Pipeline:
             if returned.results:
                 pipe.rpush(self.keys.results, *returned.results)
                 pipe.hincrby(self.keys.stats, Stat.FAILED, _tasks(returned.results))
+            for caller, answers in returned.replies.items():
+                pipe.rpush(self.keys.replies(caller), *answers)
+                pipe.pexpire(self.keys.replies(caller), REPLY_TTL * 1000)
+                pipe.hincrby(self.keys.stats, Stat.FAILED, _tasks(answers))
+                pipe.hincrby(self.keys.stats, Stat.REPLIED, _tasks(answers))
             if returned.dead:
                 pipe.rpush(self.keys.dead, *returned.dead)
             return returned

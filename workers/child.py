@@ -109,6 +109,8 @@ class Child:
         outcome = self.executor.run_batch(taken.held, budget)
         self._adapt(monotonic() - started, len(taken.held))
         held = self._settle(taken.held, outcome)
+        if outcome.replies:
+            self._drop_gone_callers(outcome)
         if self._commit(taken, held, outcome):
             self.slot.committed(outcome.ok + outcome.failed)
         else:
@@ -144,16 +146,24 @@ class Child:
         self._lease_lost = True
         time.sleep(self.settings.block_seconds)  # what it waits on is the supervisor's renewal
 
-    def _caller_live(self, caller: str) -> bool:
-        """A caller's lease holds, by a reading of `callers` at most `CALLERS_CHECK` old
+    def _caller_live(self, caller: str, fresh: float = CALLERS_CHECK) -> bool:
+        """A caller's lease holds, by a reading of `callers` at most ``fresh`` seconds old
         (read again at once for a caller not in it: one that just joined)."""
         now = monotonic()
-        if caller in self._callers and now < self._callers_read + CALLERS_CHECK:
+        if caller in self._callers and now < self._callers_read + fresh:
             return True
         if now >= self._callers_read + 0.01:
             self._callers = frozenset(self.pipe.live_callers())
             self._callers_read = now
         return caller in self._callers
+
+    def _drop_gone_callers(self, outcome: Outcome) -> None:
+        """Answers for a caller that left or lapsed while the batch ran are not written: its
+        reply list was dropped, and nobody would read them. (They stay counted as replied:
+        they were never results either.)"""
+        for caller in list(outcome.replies):
+            if not self._caller_live(caller, fresh=0.1):
+                del outcome.replies[caller]
 
     def _results_full(self) -> bool:
         """Over ``max_results``: wait a little instead of taking more (back-pressure from

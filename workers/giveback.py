@@ -19,6 +19,7 @@ from redpool.envelope import (
     parse_unit,
     read_item,
     rebuild,
+    reply_name,
     shown,
     tasks_in,
 )
@@ -115,7 +116,11 @@ def _charge(
         out.dead.append(answers.dead(unit, item, err, reason, attempts))
     _keep(unit, kept, worker, out)
     if answers.lines:
-        out.results.append(answers.element(unit.single))
+        reply = unit.body.get("reply")
+        if type(reply) is str and reply_name(reply):  # a caller waits for these (Pool)
+            out.replies.setdefault(reply, []).append(answers.element(unit.single))
+        else:
+            out.results.append(answers.element(unit.single))
 
 
 def _keep(unit: Unit, kept: list[list[Any]], worker: str, out: Returned) -> None:
