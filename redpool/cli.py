@@ -27,6 +27,7 @@ from redpool.producer.producer import Chunksize
 from redpool.progress import progress
 from redpool.settings import DEFAULT_URL, RedisSettings
 from redpool.sink import SinkSettings
+from redpool.sink.post import PostSettings
 from redpool.sink.sink import NO_RUN, STOPPED, Summary
 from redpool.state import OPEN
 from redpool.workers.settings import WorkerSettings
@@ -321,24 +322,67 @@ def produce(
 @cli.command()
 @common
 @click.option("--output", default="-", show_default=True, help="File to append to, or -.")
+@click.option("--post", "post_url", metavar="URL", help="POST each result to this URL instead.")
+@click.option(
+    "--concurrency",
+    type=int,
+    default=PostSettings.concurrency,
+    show_default=True,
+    help="With --post: POSTs in flight at once.",
+)
+@click.option(
+    "--post-timeout",
+    type=float,
+    default=PostSettings.timeout,
+    show_default=True,
+    help="With --post: seconds to connect, and to wait for an answer, per try.",
+)
 @click.option("--follow", is_flag=True, help="Keep draining, run after run.")
 @_between_runs_option
 @click.option("--fsync", is_flag=True, help="fsync the output file before each acknowledgement.")
 @_quiet_option
 def sink(
-    options: Common, output: str, follow: bool, exit_between_runs: bool, fsync: bool, quiet: bool
+    options: Common,
+    output: str,
+    post_url: str | None,
+    concurrency: int,
+    post_timeout: float,
+    follow: bool,
+    exit_between_runs: bool,
+    fsync: bool,
+    quiet: bool,
 ) -> None:
-    """Write one JSON line per result; exit once the run is done (exit 3 when it ended
-    incomplete or the sink was stopped first). With --follow, run after run until a signal
-    (then exit 0)."""
-    from redpool.sink.run import sink_to
+    """Write one JSON line per result (or POST it, with --post); exit once the run is done
+    (exit 3 when it ended incomplete or the sink was stopped first). With --follow, run after
+    run until a signal (then exit 0)."""
+    from redpool.sink.run import post_to, sink_to
 
     settings = SinkSettings(wait_for_run=not exit_between_runs)
-    with progress(options.redis, options.pipeline, "drained", quiet or _to_terminal(output)):
-        summary = sink_to(options.redis, options.pipeline, output, follow, settings, fsync)
+    post = _post_settings(post_url, concurrency, post_timeout, fsync)
+    drawn = quiet or (post is None and _to_terminal(output))
+    with progress(options.redis, options.pipeline, "drained", drawn):
+        if post is not None:
+            summary = post_to(options.redis, options.pipeline, post, follow, settings)
+        else:
+            summary = sink_to(options.redis, options.pipeline, output, follow, settings, fsync)
     click.echo(f"redpool: {describe(summary, follow)}", err=True)
     if summary.outcome not in (COMPLETE, NO_RUN) and not (follow and summary.outcome == STOPPED):
         sys.exit(EXIT_INCOMPLETE)
+
+
+def _post_settings(
+    url: str | None, concurrency: int, timeout: float, fsync: bool
+) -> PostSettings | None:
+    """--post and the options that go with it (or must not), as settings."""
+    given = click.get_current_context().get_parameter_source
+    if url is None:
+        for name in ("concurrency", "post_timeout"):
+            if given(name) is click.core.ParameterSource.COMMANDLINE:
+                raise click.UsageError(f"--{name.replace('_', '-')} goes with --post")
+        return None
+    if given("output") is click.core.ParameterSource.COMMANDLINE or fsync:
+        raise click.UsageError("--post sends results to a URL: --output and --fsync do not apply")
+    return PostSettings(url, concurrency=concurrency, timeout=timeout)
 
 
 def describe(summary: Summary, follow: bool = False) -> str:

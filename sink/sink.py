@@ -128,7 +128,7 @@ class Sink:
                 self.summary.outcome = NO_RUN
                 return self.summary
             while not self.stopping:
-                self._renew_lease()
+                self.keep_lease()
                 took = self.drain_once(block=False)
                 # Asked when the list ran dry or all that was submitted is drained: before
                 # blocking (no wait at the end), and before a next run's results pile in.
@@ -171,7 +171,7 @@ class Sink:
             return False
         log.info("no run in progress on pipeline %r; waiting for the next", self.pipe.name)
         while not self.stopping:
-            self._renew_lease()
+            self.keep_lease()
             self.drain_once(block=True)  # strays pushed by hand still go out meanwhile
             state = self.pipe.snapshot()
             if state.run is not None and not state.run.over:
@@ -227,7 +227,10 @@ class Sink:
         self._renewed = time.monotonic()
         return True
 
-    def _renew_lease(self) -> None:
+    def keep_lease(self) -> None:
+        """Renew the lease once a third of it has passed; raises `SinkLeaseLost` when another
+        sink holds it. Public for an output that blocks longer than a lease (an HTTP receiver
+        that is down): it calls this while it waits, or a standby would take the batch."""
         if time.monotonic() - self._renewed < self.settings.lease / 3:
             return
         if not self.claim():
@@ -263,7 +266,7 @@ class Sink:
                 for start in range(0, len(lines), 1024):
                     for line in lines[start : start + 1024]:
                         handler(ResultEnvelope(line, producer))
-                    self._renew_lease()  # a slow handler must not outlive the lease
+                    self.keep_lease()  # a slow handler must not outlive the lease
                 handled += len(lines)
             self.summary.ok += answered.ok
             self.summary.failed += answered.failed
