@@ -7,9 +7,10 @@ measured in this run: (a) no-op tasks end to end, redpool through its API and it
 chunksize auto, 100 and 1, against Pool(2).imap_unordered and the peers; (b) ~10 ms CPU-bound
 tasks, efficiency against the ideal speed-up on all cores; (c) one slow task among no-op ones
 (head-of-line blocking); (d) 100,000 and 1,000,000 no-op tasks, the peak RSS and CPU per task
-of each role and of Redis; the submit-to-result latency of one task on an idle pool; and each
-of the issue's goals beside what was measured. Peers live in the optional `bench` extra:
-pip install -e '.[bench]'.
+of each role and of Redis; the submit-to-result latency of one task on an idle pool; (e, issue
+12) redpool.Pool.map against multiprocessing.Pool.map on no-op and ~10 ms tasks, and
+Pool.apply's latency on an idle pool; and each of the issues' goals beside what was measured.
+Peers live in the optional `bench` extra: pip install -e '.[bench]'.
 """
 
 from __future__ import annotations
@@ -32,15 +33,18 @@ from bench.systems import (  # noqa: E402
     PEERS,
     cli_startup,
     head_of_line,
+    pool_apply_latency,
     redpool_latency,
     run_api,
     run_bare,
     run_cli,
+    run_mp_map,
     run_mp_pool,
     run_peer,
+    run_redpool_map,
     write_inputs,
 )
-from bench.tables import BACKLOG, Results, report  # noqa: E402
+from bench.tables import BACKLOG, PoolResults, Results, report  # noqa: E402
 from bench.work import burn, noop  # noqa: E402
 from redpool.embedded import embedded_redis  # noqa: E402
 
@@ -121,6 +125,23 @@ def part_peers(url: str, sizes: Sizes, burn_n: int) -> tuple[list[Row], list[Row
     return a, b
 
 
+def part_pool(url: str, sizes: Sizes, burn_n: int) -> PoolResults:
+    """(e) redpool.Pool.map against multiprocessing.Pool.map on the same inputs, no-op and
+    ~10 ms tasks, RUNS times interleaved; then Pool.apply's latency on an idle pool."""
+    noop_runs: list[Row] = []
+    burn_runs: list[Row] = []
+    for i in range(RUNS):
+        noop_runs.append(run_redpool_map(url, f"e-noop-{i}", "noop", sizes.a, 0))
+        noop_runs.append(run_mp_map(noop, sizes.a, 0))
+        burn_runs.append(run_redpool_map(url, f"e-burn-{i}", "burn", sizes.b, burn_n))
+        burn_runs.append(run_mp_map(burn, sizes.b, burn_n))
+    return PoolResults(
+        [median(group) for group in by_system(noop_runs).values()],
+        [median(group, by_efficiency=True) for group in by_system(burn_runs).values()],
+        pool_apply_latency(url, sizes.latency),
+    )
+
+
 def part_d(url: str, sizes: Sizes) -> list[Row]:
     """(d) redpool at scale, each N on an emptied Redis so its memory peak is its own."""
     client = redis.Redis.from_url(url)
@@ -160,7 +181,9 @@ def main() -> None:
         d = part_d(url, sizes)
         print("latency ...", file=sys.stderr)
         latency = redpool_latency(url, sizes.latency)
-    report(Results(a, b, hol, d, latency, cli_startup(), burn_s, redis_version))
+        print("(e) redpool.Pool ...", file=sys.stderr)
+        pool = part_pool(url, sizes, burn_n)
+    report(Results(a, b, hol, d, latency, cli_startup(), burn_s, redis_version, pool))
 
 
 if __name__ == "__main__":

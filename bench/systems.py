@@ -245,6 +245,60 @@ def redpool_latency(url: str, samples: int) -> list[float]:
     return out
 
 
+# -- redpool.Pool against multiprocessing.Pool -----------------------------------------------
+
+
+def run_redpool_map(url: str, pipeline: str, task: str, n: int, arg: int) -> Row:
+    """``redpool.Pool.map`` (its default chunksize) on a worker host of CORES processes,
+    started as users start it; the clock runs around the one ``map`` call, after a warm-up
+    map that leaves every process past its first task."""
+    from redpool import Pool
+
+    workers = WorkerPool(url, pipeline)
+    try:
+        with Pool(url, pipeline) as pool:
+            pool.map("noop", range(CORES * 2))
+            started = time.perf_counter()
+            values = pool.map(task, repeat(arg, n))
+            seconds = time.perf_counter() - started
+    finally:
+        workers.stop()
+    if len(values) != n:
+        raise RuntimeError(f"bench: {pipeline}: {len(values)} results of {n}")
+    work = sum(v for v in values if isinstance(v, float))
+    return Row("redpool.Pool.map", n, seconds, "default", work=work)
+
+
+def run_mp_map(fn: Callable[[int], object], n: int, arg: int) -> Row:
+    """``multiprocessing.Pool(CORES).map`` (its default chunksize) on the same inputs."""
+    with multiprocessing.get_context("fork").Pool(CORES) as pool:
+        pool.map(noop, range(CORES * 2))  # warm
+        started = time.perf_counter()
+        values = pool.map(fn, repeat(arg, n))
+        seconds = time.perf_counter() - started
+    work = sum(v for v in values if isinstance(v, float))
+    return Row(f"multiprocessing.Pool({CORES}).map", n, seconds, "default", work=work)
+
+
+def pool_apply_latency(url: str, samples: int) -> list[float]:
+    """``redpool.Pool.apply`` of one no-op task on an idle pool; seconds per sample."""
+    from redpool import Pool
+
+    workers = WorkerPool(url, "apply-latency")
+    out = []
+    try:
+        with Pool(url, "apply-latency") as pool:
+            pool.apply("noop", (0,))  # warm: the caller's first round trips, the workers' import
+            for i in range(samples):
+                started = time.perf_counter()
+                pool.apply("noop", (i,))
+                out.append(time.perf_counter() - started)
+                time.sleep(0.002)  # idle pool: let every process go back to waiting
+    finally:
+        workers.stop()
+    return out
+
+
 # -- multiprocessing.Pool, bare processes, peers ---------------------------------------------
 
 

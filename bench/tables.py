@@ -1,4 +1,5 @@
-"""The benchmark's report: Markdown tables, the lines that compare rows, and issue 11's goals."""
+"""The benchmark's report: Markdown tables, the lines that compare rows, and issues 11's and
+12's goals."""
 
 from __future__ import annotations
 
@@ -17,6 +18,25 @@ REFERENCE = ("Pool", "100")
 
 
 @dataclass
+class PoolResults:
+    """(e) redpool.Pool against multiprocessing.Pool: each system's median run on no-op and on
+    ~10 ms tasks, and Pool.apply's seconds per call on an idle pool."""
+
+    noop: list[Row]
+    burn: list[Row]
+    apply_latency: list[float]
+
+    def ratios(self) -> tuple[float, float]:
+        """redpool.Pool.map over multiprocessing.Pool.map: by rate on no-op tasks; by
+        efficiency on ~10 ms tasks (the work measured where it ran: drift-proof)."""
+        ours, theirs = find(self.noop, "redpool", "default"), find(self.noop, "multi", "default")
+        noop = ours.rate / theirs.rate if ours and theirs and theirs.rate else 0.0
+        ours, theirs = find(self.burn, "redpool", "default"), find(self.burn, "multi", "default")
+        burn = efficiency(ours) / efficiency(theirs) if ours and theirs else 0.0
+        return noop, burn
+
+
+@dataclass
 class Results:
     a: list[Row]
     b: list[Row]
@@ -27,6 +47,7 @@ class Results:
     """Seconds `python -m redpool --version` takes: a CLI row's producer start-up."""
     burn_s: float
     redis_version: str
+    pool: PoolResults
 
 
 def find(rows: list[Row], system: str, chunksize: str) -> Row | None:
@@ -58,6 +79,7 @@ def report(res: Results) -> None:
         f"samples): median {statistics.median(lat_ms):.2f} ms, "
         f"p90 {lat_ms[int(len(lat_ms) * 0.9)]:.2f} ms"
     )
+    report_pool(res.pool, res.burn_s)
     report_goals(res)
 
 
@@ -200,6 +222,43 @@ def report_d(rows: list[Row]) -> None:
     )
 
 
+def percentiles_ms(seconds: list[float]) -> tuple[float, float]:
+    """Median and p90, in ms."""
+    ms = sorted(x * 1000 for x in seconds)
+    return statistics.median(ms), ms[int(len(ms) * 0.9)]
+
+
+def report_pool(pool: PoolResults, burn_s: float) -> None:
+    print(
+        f"\n(e) redpool.Pool.map ({CORES} worker processes on this host) against "
+        f"multiprocessing.Pool({CORES}).map, each at its default chunksize, same inputs\n"
+    )
+    noop_ratio, burn_ratio = pool.ratios()
+    rows = [("no-op", r, noop_ratio) for r in pool.noop]
+    rows += [(f"{burn_s * 1000:.0f} ms CPU", r, burn_ratio) for r in pool.burn]
+    table(
+        ["system", "tasks", "N", "runs", "tasks/s", "efficiency", "redpool / Pool"],
+        [
+            [
+                r.system,
+                tasks,
+                f"{r.n:,}",
+                str(r.runs),
+                f"{r.rate:,.0f}",
+                f"{efficiency(r):.3f}" if r.work else "-",
+                f"{ratio:.3f}" if r.system.startswith("redpool") else "-",
+            ]
+            for tasks, r, ratio in rows
+        ],
+    )
+    median_ms, p90_ms = percentiles_ms(pool.apply_latency)
+    print(
+        "\nredpool / Pool: by tasks/s on no-op tasks, by efficiency on CPU tasks.\n"
+        f"redpool.Pool.apply, one no-op task on an idle pool ({len(pool.apply_latency)} "
+        f"samples): median {median_ms:.2f} ms, p90 {p90_ms:.2f} ms"
+    )
+
+
 def report_goals(res: Results) -> None:
     """Issue 11's benchmark goals, each with the figure this run measured."""
     reference = find(res.a, *REFERENCE)
@@ -236,8 +295,9 @@ def report_goals(res: Results) -> None:
         ),
         ("auto / best fixed chunksize, no-op, API", best, ">= 0.8", best >= 0.8),
         ("auto / chunksize 1 efficiency, 10 ms tasks", one, ">= 0.97", one >= 0.97),
+        *pool_goals(res.pool),
     ]
-    print("\nIssue 11's goals, as measured in this run:\n")
+    print("\nIssues 11's and 12's goals, as measured in this run:\n")
     table(
         ["goal", "measured", "target", "met"],
         [
@@ -245,3 +305,15 @@ def report_goals(res: Results) -> None:
             for name, value, target, met in goals
         ],
     )
+
+
+def pool_goals(pool: PoolResults) -> list[tuple[str, float, str, bool]]:
+    """Issue 12's goals: redpool.Pool against multiprocessing.Pool, and apply's latency."""
+    noop, burn = pool.ratios()
+    median_ms, p90_ms = percentiles_ms(pool.apply_latency)
+    return [
+        ("(12) Pool.map / multiprocessing.Pool.map, no-op tasks", noop, ">= 0.25", noop >= 0.25),
+        ("(12) the same, ~10 ms tasks (efficiency)", burn, ">= 0.95", burn >= 0.95),
+        ("(12) Pool.apply on an idle pool, median ms", median_ms, "< 2", median_ms < 2),
+        ("(12) Pool.apply on an idle pool, p90 ms", p90_ms, "-", True),
+    ]

@@ -85,9 +85,11 @@ class Host:
         log: Path,
         processes: int = 2,
         prefix: tuple[str, ...] = (),
+        tasks: str = "tests.jobs",
     ) -> None:
         """``prefix`` runs it under another command: with ``ip netns exec NS`` it is a host
-        on a network of its own."""
+        on a network of its own. ``tasks`` is the module it loads (``examples.*`` for the
+        recipes, found from the repository's root)."""
         self.log = log
         self.waited = False
         self._out = open(log, "ab")  # noqa: SIM115 - closed in wait()/kill()
@@ -103,7 +105,7 @@ class Host:
                 "--pipeline",
                 pipeline,
                 "--tasks",
-                "tests.jobs",
+                tasks,
                 "--processes",
                 str(processes),
                 *extra,

@@ -2,8 +2,10 @@
 
 A block is ``sh``, ``python`` or ``text`` (a diagram, a sample of output or of what Redis
 holds: nothing to run). What is substituted: the Redis URL ``redis://localhost:6379/0`` and
-``redis-cli``'s port become this test's server; ``pip install`` is what CI ran already (the
-test checks the README asks for the same), and ``pytest`` is this very run.
+``redis-cli``'s port become this test's server, the stream consumer recipe's
+``http://localhost:8000/results`` a local HTTP server of the test's; ``pip install`` is what
+CI ran already (the test checks the README asks for the same), and ``pytest`` is this very
+run.
 """
 
 from __future__ import annotations
@@ -17,12 +19,15 @@ from pathlib import Path
 
 import pytest
 
+from examples import factor, jobs_runner
 from tests.procs import ROOT, env, read_results
+from tests.json_receiver import Receiver
 from tests.redis_server import RedisServer
 
 README = (ROOT / "README.md").read_text()
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```$", re.M | re.S)
 URL = "redis://localhost:6379/0"
+POST_URL = "http://localhost:8000/results"
 
 
 def blocks(language: str) -> list[str]:
@@ -54,6 +59,11 @@ def bash(script: str, cwd: Path, timeout: float = 180) -> subprocess.CompletedPr
         text=True,
         timeout=timeout,
     )
+
+
+def block_name(body: str) -> str:
+    """The file a Python block is, from its first line (``# tasks.py: what it is``)."""
+    return body.splitlines()[0].removeprefix("# ").split(":")[0]
 
 
 def test_every_block_is_sh_python_or_text() -> None:
@@ -90,7 +100,9 @@ def test_the_python_api_example(server: RedisServer, tmp_path: Path) -> None:
     running a producer at import), submit.py produces and drains, and prints the summary."""
     files = {}
     for body in blocks("python"):
-        name = body.splitlines()[0].removeprefix("# ").split(":")[0]
+        name = block_name(body)
+        if name.startswith("examples/"):
+            continue  # a recipe: test_the_recipes
         files[name] = body
         (tmp_path / name).write_text(body.replace(URL, server.url))
     assert set(files) == {"tasks.py", "submit.py"}
@@ -127,3 +139,29 @@ def test_the_redis_cli_examples(server: RedisServer, tmp_path: Path) -> None:
     done = bash(examples.replace("redis-cli ", f"redis-cli -p {server.port} "), tmp_path)
     assert done.returncode == 0 and "ERR" not in done.stdout, done.stdout + done.stderr
     assert server.client().llen("redpool:{default}:tasks") == 2
+
+
+@pytest.mark.parametrize("recipe", ["wordcount", "jobs_runner", "forward"])
+def test_the_recipes(server: RedisServer, home: Path, recipe: str) -> None:
+    """Each recipe's Python block is its module in examples/, as it is there; the block, as
+    written in the README, then runs through the recipe's sh block (a worker host loading
+    the module, the caller, the host stopped), and its output is checked."""
+    (code,) = [b for b in blocks("python") if block_name(b) == f"examples/{recipe}.py"]
+    assert code == (ROOT / "examples" / f"{recipe}.py").read_text()
+    (home / "examples" / f"{recipe}.py").write_text(code.replace(URL, server.url))
+    (script,) = [b for b in blocks("sh") if f"python -m examples.{recipe} " in b]
+    receiver = Receiver()
+    try:
+        script = script.replace(URL, server.url).replace(POST_URL, receiver.url)
+        done = bash(script, home)
+    finally:
+        receiver.close()
+    assert done.returncode == 0, done.stderr
+    if recipe == "wordcount":
+        assert done.stdout.splitlines() == ["4\tGET", "3\t/a", "2\t200"]
+    elif recipe == "jobs_runner":
+        lines = (home / "digests.txt").read_text().splitlines()
+        assert lines == [f"{j} {jobs_runner.digest(j, 20_000)}" for j in range(100)]
+    else:
+        expected = [{"input": n, "value": factor.factorise(n)} for n in range(2, 1002)]
+        assert receiver.bodies == expected
