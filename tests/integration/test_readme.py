@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from examples import factor, jobs_runner
-from tests.procs import ROOT, env, read_results
 from tests.json_receiver import Receiver
+from tests.procs import ROOT, env, read_results
 from tests.redis_server import RedisServer
 
 README = (ROOT / "README.md").read_text()

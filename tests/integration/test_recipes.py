@@ -15,8 +15,8 @@ import pytest
 
 from examples import factor, jobs_runner, wordcount
 from redpool import Pool
-from tests.procs import ROOT, Host, env
 from tests.json_receiver import Receiver
+from tests.procs import ROOT, Host, env
 from tests.redis_server import RedisServer
 
 
