@@ -167,13 +167,12 @@ class Caller:
                 return
 
     def _deliver(self, raw: bytes) -> None:
-        answered = parse_results(raw)
-        for envelope in answered.results():
-            body = envelope.body
-            task_id = str(body.get("id"))
-            with self._room:
-                answer = self._waiting.pop(task_id, None)
-                self._room.notify_all()
+        """An element's answers to those who wait for them (one lock for the element)."""
+        bodies = [envelope.body for envelope in parse_results(raw).results()]
+        with self._room:
+            found = [(self._waiting.pop(str(b.get("id")), None), b) for b in bodies]
+            self._room.notify_all()
+        for answer, body in found:
             if answer is not None:  # else a second answer (a task run twice): the first won
                 answer(body)
 

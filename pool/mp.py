@@ -7,12 +7,12 @@ results are JSON, and every host running ``redpool worker`` on the pipeline does
 
 from __future__ import annotations
 
-import collections
 import itertools
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Any
 
 from redpool.keys import DEFAULT_PIPELINE
@@ -22,9 +22,8 @@ from redpool.pool.remote import error_of
 from redpool.registry import Task
 
 Call = tuple[Sequence[Any], dict[str, Any] | None]
-AUTO_CHUNK = 64
-"""Tasks per element when no chunksize is given: few enough to spread over the hosts' processes,
-enough that a chunk's own cost is small beside no-op tasks."""
+MAX_AUTO = 2500
+"""Most tasks a map's chunk holds when it sizes them itself (bigger ones save nothing)."""
 
 
 class AsyncResult:
@@ -102,12 +101,17 @@ class Pool:
     def map(
         self, func: Task | str, iterable: Iterable[Any], chunksize: int | None = None
     ) -> list[Any]:
-        return list(self.imap(func, iterable, chunksize))
+        """The input is read whole first (as multiprocessing does), and cut into chunks of
+        about an eighth of a host's share of it unless ``chunksize`` says otherwise."""
+        items = list(iterable)
+        return list(self.imap(func, items, chunksize or _chunksize(len(items))))
 
     def starmap(
         self, func: Task | str, iterable: Iterable[Sequence[Any]], chunksize: int | None = None
     ) -> list[Any]:
-        return list(self._ordered(func, ((a, None) for a in iterable), chunksize))
+        items = list(iterable)
+        size = chunksize or _chunksize(len(items))
+        return list(self._ordered(func, ((a, None) for a in items), size))
 
     def map_async(
         self,
@@ -129,50 +133,88 @@ class Pool:
     ) -> AsyncResult:
         return self._async(self.starmap, func, iterable, chunksize, callback, error_callback)
 
-    def imap(
-        self, func: Task | str, iterable: Iterable[Any], chunksize: int | None = None
-    ) -> Iterator[Any]:
-        """In order; streams: at most `max_pending` tasks are out at once."""
+    def imap(self, func: Task | str, iterable: Iterable[Any], chunksize: int = 1) -> Iterator[Any]:
+        """In order. Streams: a thread reads the input and sends it (``chunksize`` tasks an
+        element, 1 by default as for multiprocessing), staying at most `max_pending` tasks
+        ahead of the reader; an answer is yielded as soon as it and those before it are in."""
         return self._ordered(func, (((x,), None) for x in iterable), chunksize)
 
     def imap_unordered(
-        self, func: Task | str, iterable: Iterable[Any], chunksize: int | None = None
+        self, func: Task | str, iterable: Iterable[Any], chunksize: int = 1
     ) -> Iterator[Any]:
         """As they come; streams as `imap` does."""
-        landed: queue.SimpleQueue[Future[Any]] = queue.SimpleQueue()
-        out = 0
-        for future in self._stream(func, (((x,), None) for x in iterable), chunksize):
-            future.add_done_callback(landed.put)
-            out += 1
-            while out and (out >= self._window or not landed.empty()):
-                out -= 1
-                yield landed.get().result()
-        for _ in range(out):
-            yield landed.get().result()
+        landed: queue.SimpleQueue[Future[Any] | _Sent] = queue.SimpleQueue()
+        stop = threading.Event()
+        self._send_all(func, (((x,), None) for x in iterable), chunksize, landed, stop, True)
+        total, yielded = None, 0
+        try:
+            while total is None or yielded < total:
+                got = landed.get()
+                if isinstance(got, _Sent):
+                    if got.error is not None:
+                        raise got.error
+                    total = got.count
+                    continue
+                yielded += 1
+                yield got.result()
+        finally:
+            stop.set()
 
-    def _ordered(
-        self, func: Task | str, calls: Iterable[Call], chunksize: int | None
-    ) -> Iterator[Any]:
-        """In order, sending ahead of the reader by at most `max_pending` tasks."""
-        window: collections.deque[Future[Any]] = collections.deque()
-        for future in self._stream(func, calls, chunksize):
-            window.append(future)
-            while window and (window[0].done() or len(window) >= self._window):
-                yield window.popleft().result()
-        while window:
-            yield window.popleft().result()
+    def _ordered(self, func: Task | str, calls: Iterable[Call], chunksize: int) -> Iterator[Any]:
+        sent: queue.Queue[Future[Any] | _Sent] = queue.Queue(self._window)
+        stop = threading.Event()
+        self._send_all(func, calls, chunksize, sent, stop, False)
+        try:
+            while not isinstance(got := sent.get(), _Sent):
+                yield got.result()
+            if got.error is not None:
+                raise got.error
+        finally:
+            stop.set()
 
-    def _stream(
-        self, func: Task | str, calls: Iterable[Call], chunksize: int | None
-    ) -> Iterator[Future[Any]]:
-        """A future per call, in order; sends a chunk at a time as the futures are read."""
+    def _send_all(
+        self,
+        func: Task | str,
+        calls: Iterable[Call],
+        chunksize: int,
+        out: queue.Queue[Future[Any] | _Sent] | queue.SimpleQueue[Future[Any] | _Sent],
+        stop: threading.Event,
+        on_answer: bool,
+    ) -> None:
+        """In a thread: read ``calls``, send them ``chunksize`` a time, and hand on a future per
+        call, in order as sent (or, with ``on_answer``, as each is answered); last a `_Sent`
+        saying how many, or what went wrong. Stops early once ``stop`` is set (the reader
+        went away)."""
         self._open()
-        size = chunksize or AUTO_CHUNK
-        it = iter(calls)
-        while batch := list(itertools.islice(it, size)):
-            futures: list[Future[Any]] = [Future() for _ in batch]
-            self._caller.send(func, batch, [_settle(f) for f in futures])
-            yield from futures
+        size = max(1, chunksize)
+
+        def put(item: Future[Any] | _Sent) -> None:
+            while not stop.is_set():
+                try:
+                    out.put(item, timeout=0.2)
+                    return
+                except queue.Full:
+                    continue
+
+        def send() -> None:
+            count = 0
+            try:
+                it = iter(calls)
+                while not stop.is_set() and (batch := list(itertools.islice(it, size))):
+                    futures: list[Future[Any]] = [Future() for _ in batch]
+                    self._caller.send(func, batch, [_settle(f) for f in futures])
+                    count += len(futures)
+                    for future in futures:
+                        if on_answer:
+                            future.add_done_callback(out.put)
+                        else:
+                            put(future)
+            except BaseException as exc:  # noqa: BLE001 - raised in the reader's thread
+                put(_Sent(count, exc))
+                return
+            put(_Sent(count))
+
+        threading.Thread(target=send, name="redpool-pool-send", daemon=True).start()
 
     def _async(
         self,
@@ -221,6 +263,20 @@ class Pool:
 
     def __exit__(self, *_exc: object) -> None:
         self.terminate()  # as multiprocessing.Pool does
+
+
+@dataclass(frozen=True)
+class _Sent:
+    """The sender thread is done: ``count`` tasks sent, or ``error`` stopped it."""
+
+    count: int
+    error: BaseException | None = None
+
+
+def _chunksize(n: int) -> int:
+    """As multiprocessing sizes a map's chunks (a quarter of each process's share), for 8
+    processes, within what a chunk may hold."""
+    return max(1, min(MAX_AUTO, -(-n // 32)))
 
 
 def _settle(future: Future[Any]) -> Callable[[dict[str, Any]], None]:

@@ -5,7 +5,9 @@ same results; two callers get exactly their own; errors come back as exceptions.
 from __future__ import annotations
 
 import concurrent.futures
+import itertools
 import multiprocessing
+import queue
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -99,3 +101,28 @@ def test_the_executor_gives_futures_and_bounds_what_is_in_flight(
         assert list(executor.map(jobs.echo, range(10), timeout=30)) == list(range(10))
         failing = executor.submit(jobs.boom, 1)
         assert isinstance(failing.exception(timeout=30), TaskFailed)
+
+
+def test_imap_answers_while_its_input_is_still_open(
+    redis_server: RedisServer, pipeline: str, host: Host
+) -> None:
+    """A stream consumer's input trickles: each answer comes as soon as it is in, not when
+    the input ends (the input is read by a thread of the pool's own)."""
+    feed: queue.Queue[object] = queue.Queue()
+    end = object()
+
+    def items() -> Iterator[object]:
+        while (item := feed.get()) is not end:
+            yield item
+
+    with Pool(redis_server.url, pipeline) as pool:
+        answers = pool.imap(jobs.echo, items())
+        got: list[object] = []
+        reader = threading.Thread(target=lambda: got.extend(itertools.islice(answers, 2)))
+        reader.start()
+        feed.put("first")
+        feed.put("second")
+        reader.join(30)
+        assert got == ["first", "second"], "answers waited for the end of the input"
+        feed.put(end)
+        assert list(answers) == []
