@@ -23,7 +23,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--chaos-seconds",
         type=float,
-        default=45.0,
+        default=30.0,
         help="How long the random fault schedule of tests/fault/test_chaos.py goes on.",
     )
     group.addoption("--chaos-seed", type=int, default=None, help="Replay a random fault schedule.")

@@ -126,3 +126,24 @@ def test_imap_answers_while_its_input_is_still_open(
         assert got == ["first", "second"], "answers waited for the end of the input"
         feed.put(end)
         assert list(answers) == []
+
+
+def test_cancel_takes_back_a_task_no_worker_took(
+    redis_server: RedisServer, pipeline: str, tmp_path: Path
+) -> None:
+    """No worker host yet: a cancelled future's task leaves the queue; the other stays and
+    runs once a host comes; shutdown(cancel_futures=True) takes back the rest."""
+    client = redis_server.client()
+    tasks = f"redpool:{{{pipeline}}}:tasks"
+    executor = Executor(redis_server.url, pipeline)
+    kept, cancelled = executor.submit(jobs.echo, 1), executor.submit(jobs.echo, 2)
+    assert cancelled.cancel() and cancelled.cancelled()
+    assert client.llen(tasks) == 1
+    late = [executor.submit(jobs.echo, i) for i in range(3)]
+    host = Host(redis_server.url, pipeline, log=tmp_path / "w.log", processes=1)
+    try:
+        assert kept.result(timeout=30) == 1
+        executor.shutdown(wait=True, cancel_futures=True)
+        assert all(f.done() for f in late)
+    finally:
+        host.kill_host()
