@@ -26,9 +26,9 @@ from redpool.settings import require
 
 log = logging.getLogger("redpool.pool")
 
-Answer = Callable[[dict[str, Any]], None]
-"""Called with a task's answer (``{"id", "ok", "value" | "error", ...}``), in the caller's
-drain thread."""
+Answer = Callable[[int, dict[str, Any]], None]
+"""Called with a task's index (as `Caller.send` was told) and its answer (``{"id", "ok",
+"value" | "error", ...}``), in the caller's drain thread."""
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ class Caller:
         self.settings = settings or CallerSettings()
         self.pipe = Pipeline.connect(redis, pipeline, log=log)
         self.id = instance_id()
-        self._waiting: dict[str, Answer] = {}
+        self._waiting: dict[str, tuple[Answer, int]] = {}
         self._lock = threading.Lock()
         self._room = threading.Condition(self._lock)
         self._sent = 0
@@ -80,12 +80,13 @@ class Caller:
         self,
         task: Task | str,
         calls: Sequence[tuple[Sequence[Any], dict[str, Any] | None]],
-        answers: Sequence[Answer],
+        answer: Answer,
+        index: int = 0,
     ) -> list[str]:
         """One element of the tasks list for ``calls`` (a run, or a listed chunk when some
-        have keyword arguments); ``answers[i]`` gets call i's answer (registered before the
-        element is sent: an answer may come before this returns). Returns their ids. Waits
-        while `max_pending` tasks are unanswered."""
+        have keyword arguments); ``answer(index + i, body)`` gets call i's answer (registered
+        before the element is sent: an answer may come before this returns). Returns their
+        ids. Waits while `max_pending` tasks are unanswered."""
         name = task.name if isinstance(task, Task) else task
         with self._room:
             while len(self._waiting) + len(calls) > max(self.settings.max_pending, len(calls)):
@@ -95,7 +96,7 @@ class Caller:
             first = self._sent + 1
             self._sent += len(calls)
             ids = [f"{self.id}-{first + i}" for i in range(len(calls))]
-            self._waiting.update(zip(ids, answers, strict=True))
+            self._waiting.update((t, (answer, index + i)) for i, t in enumerate(ids))
         try:
             self.pipe.call_push([self._element(name, first, ids, calls)])
         except BaseException:
@@ -167,14 +168,15 @@ class Caller:
                 return
 
     def _deliver(self, raw: bytes) -> None:
-        """An element's answers to those who wait for them (one lock for the element)."""
-        bodies = [envelope.body for envelope in parse_results(raw).results()]
+        """An element's answers to those who wait for them: parsed in one call (a chunk's
+        answers are one JSON document), handed on under one lock."""
+        bodies = _answers(raw)
         with self._room:
             found = [(self._waiting.pop(str(b.get("id")), None), b) for b in bodies]
             self._room.notify_all()
-        for answer, body in found:
-            if answer is not None:  # else a second answer (a task run twice): the first won
-                answer(body)
+        for waiter, body in found:
+            if waiter is not None:  # else a second answer (a task run twice): the first won
+                waiter[0](waiter[1], body)
 
     def _heartbeat(self) -> None:
         while not self._stop.wait(self.settings.lease / 3):
@@ -191,8 +193,8 @@ class Caller:
             self.gone = exc
             waiting, self._waiting = self._waiting, {}
             self._room.notify_all()
-        for task_id, answer in waiting.items():
-            answer({"id": task_id, "ok": False, "error": _gone(exc)})
+        for task_id, (answer, index) in waiting.items():
+            answer(index, {"id": task_id, "ok": False, "error": _gone(exc)})
 
     # -- ending --------------------------------------------------------------------------
 
@@ -216,6 +218,17 @@ class Caller:
             thread.join()
         self.pipe.call_leave(self.id)
         self._fail(CallerGone("the caller was closed"))
+
+
+def _answers(raw: bytes) -> list[dict[str, Any]]:
+    """The answers an element of a reply list holds: one result, or a chunk's."""
+    try:
+        body = codec.loads(raw)
+    except codec.JSONDecodeError:
+        return [envelope.body for envelope in parse_results(raw).results()]
+    if isinstance(body, dict) and isinstance(body.get("results"), list) and "n" in body:
+        return [b for b in body["results"] if isinstance(b, dict)]
+    return [body] if isinstance(body, dict) else []
 
 
 def _gone(exc: BaseException) -> dict[str, str]:

@@ -51,7 +51,7 @@ class Executor(concurrent.futures.Executor):
         if self._shut:
             raise RuntimeError("cannot schedule new futures after shutdown")
         future = TaskFuture(self._caller)
-        (task_id,) = self._caller.send(fn, [(args, kwargs or None)], [_settle(future)])
+        (task_id,) = self._caller.send(fn, [(args, kwargs or None)], _settle(future))
         name = fn.name if isinstance(fn, Task) else fn
         # the element as sent, for cancel's LREM: a single call is a run of one
         first = int(task_id.rsplit("-", 1)[1])
@@ -96,8 +96,8 @@ class Executor(concurrent.futures.Executor):
         self._caller.close()
 
 
-def _settle(future: concurrent.futures.Future[Any]) -> Callable[[dict[str, Any]], None]:
-    def answer(body: dict[str, Any]) -> None:
+def _settle(future: concurrent.futures.Future[Any]) -> Callable[[int, dict[str, Any]], None]:
+    def answer(_index: int, body: dict[str, Any]) -> None:
         if not future.set_running_or_notify_cancel():
             return
         if body.get("ok"):

@@ -93,7 +93,7 @@ class Pool:
         self._open()
         future: Future[Any] = Future()
         _notify(future, callback, error_callback)
-        self._caller.send(func, [(args, kwds or None)], [_settle(future)])
+        self._caller.send(func, [(args, kwds or None)], _one(future))
         return AsyncResult(future)
 
     # -- many calls ----------------------------------------------------------------------
@@ -103,15 +103,42 @@ class Pool:
     ) -> list[Any]:
         """The input is read whole first (as multiprocessing does), and cut into chunks of
         about an eighth of a host's share of it unless ``chunksize`` says otherwise."""
-        items = list(iterable)
-        return list(self.imap(func, items, chunksize or _chunksize(len(items))))
+        return self._gather(func, [((x,), None) for x in iterable], chunksize)
 
     def starmap(
         self, func: Task | str, iterable: Iterable[Sequence[Any]], chunksize: int | None = None
     ) -> list[Any]:
-        items = list(iterable)
-        size = chunksize or _chunksize(len(items))
-        return list(self._ordered(func, ((a, None) for a in items), size))
+        return self._gather(func, [(a, None) for a in iterable], chunksize)
+
+    def _gather(self, func: Task | str, calls: list[Call], chunksize: int | None) -> list[Any]:
+        """A whole map: each answer written straight into its place (no future per task);
+        the first error by position is raised once it is in."""
+        self._open()
+        out: list[Any] = [None] * len(calls)
+        failed: list[tuple[int, BaseException]] = []
+        left = [len(calls)]
+        done = threading.Condition()
+
+        def answer(index: int, body: dict[str, Any]) -> None:
+            if body.get("ok"):
+                out[index] = body.get("value")
+            else:
+                failed.append((index, error_of(body)))
+            with done:
+                left[0] -= 1
+                if not left[0] or failed:
+                    done.notify()
+
+        size = chunksize or _chunksize(len(calls))
+        for start in range(0, len(calls), size):
+            if failed:
+                break
+            self._caller.send(func, calls[start : start + size], answer, start)
+        with done:
+            done.wait_for(lambda: not left[0] or bool(failed))
+        if failed:
+            raise min(failed, key=lambda f: f[0])[1]
+        return out
 
     def map_async(
         self,
@@ -202,7 +229,7 @@ class Pool:
                 it = iter(calls)
                 while not stop.is_set() and (batch := list(itertools.islice(it, size))):
                     futures: list[Future[Any]] = [Future() for _ in batch]
-                    self._caller.send(func, batch, [_settle(f) for f in futures])
+                    self._caller.send(func, batch, _each(futures))
                     count += len(futures)
                     for future in futures:
                         if on_answer:
@@ -277,6 +304,16 @@ def _chunksize(n: int) -> int:
     """As multiprocessing sizes a map's chunks (a quarter of each process's share), for 8
     processes, within what a chunk may hold."""
     return max(1, min(MAX_AUTO, -(-n // 32)))
+
+
+def _one(future: Future[Any]) -> Callable[[int, dict[str, Any]], None]:
+    settle = _settle(future)
+    return lambda _index, body: settle(body)
+
+
+def _each(futures: list[Future[Any]]) -> Callable[[int, dict[str, Any]], None]:
+    """``send``'s answer for a batch of futures, the batch's calls indexed from 0."""
+    return lambda index, body: _settle(futures[index])(body)
 
 
 def _settle(future: Future[Any]) -> Callable[[dict[str, Any]], None]:
