@@ -17,7 +17,7 @@ from typing import Any
 
 from redpool import codec
 from redpool.answers import parse_results
-from redpool.envelope import MAX_CHUNK
+from redpool.envelope import MAX_CHUNK, MAX_PAYLOAD
 from redpool.errors import PayloadError, RedpoolError
 from redpool.keys import DEFAULT_PIPELINE, instance_id
 from redpool.pipeline import Pipeline, RedisTarget
@@ -111,23 +111,44 @@ class Caller:
         ids: list[str],
         calls: Sequence[tuple[Sequence[Any], dict[str, Any] | None]],
     ) -> bytes:
+        """The element for ``calls``: a run, or a listed chunk when some have keyword
+        arguments; refused here (its waiters forgotten) when not JSON or over the workers'
+        size limit, which would make it dead without an answer this caller could read."""
         try:
-            if all(not kwargs for _, kwargs in calls):
-                body: dict[str, Any] = {
-                    "n": len(calls),
-                    "task": name,
-                    "producer": self.id,
-                    "first": first,
-                    "args": [list(args) for args, _ in calls],
-                }
-            else:
-                items = [[i, list(a), k or {}] for i, (a, k) in zip(ids, calls, strict=True)]
-                body = {"n": len(calls), "task": name, "producer": self.id, "items": items}
-            body["reply"] = self.id
-            return codec.dumps(body)
+            element = codec.dumps(self._body(name, first, ids, calls))
         except codec.NotJSON as exc:
             self._forget(ids)
             raise PayloadError(b"", f"an argument of {name!r} is not JSON: {exc}") from None
+        if len(element) > MAX_PAYLOAD:
+            self._forget(ids)
+            raise PayloadError(
+                b"",
+                f"{len(calls)} task(s) of {name!r} make {len(element):,} bytes, over the "
+                f"workers' limit of {MAX_PAYLOAD:,}: smaller arguments, or a smaller chunksize",
+            )
+        return element
+
+    def _body(
+        self,
+        name: str,
+        first: int,
+        ids: list[str],
+        calls: Sequence[tuple[Sequence[Any], dict[str, Any] | None]],
+    ) -> dict[str, Any]:
+        body: dict[str, Any]
+        if all(not kwargs for _, kwargs in calls):
+            body = {
+                "n": len(calls),
+                "task": name,
+                "producer": self.id,
+                "first": first,
+                "args": [list(args) for args, _ in calls],
+            }
+        else:
+            items = [[i, list(a), k or {}] for i, (a, k) in zip(ids, calls, strict=True)]
+            body = {"n": len(calls), "task": name, "producer": self.id, "items": items}
+        body["reply"] = self.id
+        return body
 
     def chunks(
         self, calls: Sequence[tuple[Sequence[Any], dict[str, Any] | None]], size: int
@@ -161,7 +182,10 @@ class Caller:
                 if not taken.held:
                     continue
                 for raw in taken.held:
-                    self._deliver(raw)
+                    try:
+                        self._deliver(raw)
+                    except Exception as exc:  # noqa: BLE001 - one bad answer, not the caller
+                        log.error("caller %s: an answer could not be handed on: %s", self.id, exc)
                 self.pipe.ack_replies(self.id, taken)
             except Exception as exc:  # noqa: BLE001 - the waiters hear of it, not a trace
                 self._fail(exc)
@@ -175,8 +199,12 @@ class Caller:
             found = [(self._waiting.pop(str(b.get("id")), None), b) for b in bodies]
             self._room.notify_all()
         for waiter, body in found:
-            if waiter is not None:  # else a second answer (a task run twice): the first won
+            if waiter is None:  # a second answer (a task run twice): the first won
+                continue
+            try:
                 waiter[0](waiter[1], body)
+            except Exception as exc:  # noqa: BLE001 - a callback's error is its own
+                log.error("caller %s: a callback failed: %s", self.id, exc)
 
     def _heartbeat(self) -> None:
         while not self._stop.wait(self.settings.lease / 3):
@@ -215,9 +243,13 @@ class Caller:
             return
         self._stop.set()
         for thread in self._threads:
-            thread.join()
-        self.pipe.call_leave(self.id)
-        self._fail(CallerGone("the caller was closed"))
+            if thread is not threading.current_thread():  # closed from an answer's callback
+                thread.join()
+        try:
+            self.pipe.call_leave(self.id)
+        finally:
+            self._fail(CallerGone("the caller was closed"))
+            self.pipe.disconnect()
 
 
 def _answers(raw: bytes) -> list[dict[str, Any]]:

@@ -209,6 +209,30 @@ class Rejected:
     answered: int
 
 
+_REPLY_FIELD = re.compile(rb'"reply":\s*"([A-Za-z0-9_.:\-]{1,200})"')
+
+
+def reply_in(raw: bytes) -> str | None:
+    """The caller an element answers (its ``reply``), read from its two ends without parsing
+    it: an element that cannot be parsed still answers its caller."""
+    found = _REPLY_FIELD.search(raw[:4096]) or _REPLY_FIELD.search(raw[-4096:])
+    return found.group(1).decode() if found else None
+
+
+def route(results: list[bytes], reply: str | None, out: Outcome) -> None:
+    """Error answers of a rejected element: to its caller's reply list, else to results."""
+    if reply is None:
+        out.results.extend(results)
+        return
+    out.replies.setdefault(reply, []).extend(results)
+    out.replied += sum(tasks_counted(r) for r in results)
+
+
+def tasks_counted(element: bytes) -> int:
+    found = re.match(rb'\{"n":(\d+),', element)
+    return int(found.group(1)) if found else 1
+
+
 def rejection(raw: bytes, reason: str, worker: str) -> Rejected:
     """A payload that is not a task we can run: its dead letter, and error answers for the
     tasks in it that have an id, so a submitted task that names an unknown task or comes in a

@@ -105,6 +105,8 @@ class Pipeline:
         """Where this Redis is, for messages: a URL without its password."""
         log = log or logging.getLogger("redpool")
         self._outage = Outage(log, abort, where=self.where, pipeline=name, client=client)
+        self._owned = False
+        """This object made its client (`connect` from a URL): `disconnect` closes it."""
 
     @classmethod
     def connect(
@@ -121,9 +123,15 @@ class Pipeline:
         A role that ``writes`` refuses a Redis that evicts keys (`require_noeviction`); a
         look (status, dead list) goes on, to show what is there."""
         pipe = cls(client_for(target), name, log=log, abort=abort)
+        pipe._owned = not isinstance(target, redis.Redis)
         if writes:
             pipe._call(require_noeviction, pipe.client)
         return pipe
+
+    def disconnect(self) -> None:
+        """Close the connections of a client this object made (never one it was given)."""
+        if self._owned:
+            self.client.close()
 
     def impatient(self) -> Pipeline:
         """The same pipeline with a retry policy that gives up at once: for a hard stop, where
@@ -522,9 +530,10 @@ class Pipeline:
         return int(self._call(self.client.rpush, self.keys.tasks, *elements))
 
     def live_callers(self) -> list[str]:
-        """Callers whose lease holds now (Redis clock)."""
-        now = redis_ms(self._call(self.client.time))
-        live = self._call(self.client.zrangebyscore, self.keys.callers, now, "+inf")
+        """Callers not dropped: a caller whose lease ran out is still one until a reaper
+        drops it (`expire_callers`, which waits out an outage first), so a caller that only
+        stalled, and renews, never loses an answer."""
+        live = self._call(self.client.zrange, self.keys.callers, 0, -1)
         return [c.decode() for c in cast(list[bytes], live)]
 
     def callers(self) -> dict[str, tuple[float, int]]:

@@ -25,7 +25,7 @@ from types import FrameType
 from typing import Any
 
 from redpool import codec
-from redpool.answers import Answers, Outcome, encode_dead, error, rejection
+from redpool.answers import Answers, Outcome, encode_dead, error, rejection, reply_in, route
 from redpool.codec import NotJSON
 from redpool.envelope import (
     MAX_PAYLOAD,
@@ -256,7 +256,7 @@ class Executor:
         if not self._reach(position, out):
             return position
         rejected = rejection(raw, reason, self.worker)
-        out.results.extend(rejected.results)
+        route(rejected.results, reply_in(raw), out)
         out.failed += rejected.answered
         out.dead.append(rejected.letter)
         return position + tasks_in(raw)
