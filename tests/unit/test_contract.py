@@ -352,3 +352,30 @@ def test_a_callers_answers_go_to_its_reply_list_and_go_with_it(
     assert not any_redis.exists(pipe.keys.replies("c2")), "a gone caller's task is not run"
     assert not pipe.call_renew("c2", 30), "a caller called gone learns it at its renewal"
     assert pipe.call_renew("c1", 30)
+
+
+def test_a_caller_that_stalled_loses_nothing_and_its_rejected_tasks_answer_it(
+    any_redis: redis.Redis, pipeline: str
+) -> None:
+    """A caller whose lease lapsed but that no reaper dropped yet (it stalled, or Redis was
+    away) still gets its answers; and an element of its that cannot be read is answered in
+    its reply list, not in results (where it would never see it and wait for ever)."""
+    pipe = Pipeline(any_redis, pipeline)
+    assert pipe.call_renew("c3", 0.001, joining=True)
+
+    def lapsed() -> bool:
+        now, _ = pipe.leases()
+        return float(any_redis.zscore(pipe.keys.callers, "c3") or 0) < now
+
+    wait_for(lapsed, what="its lease to lapse")
+    pipe.call_push(
+        [
+            orjson.dumps({"id": "c3-1", "task": "echo", "args": [1], "reply": "c3"}),
+            b'{"id":"c3-2","task":"echo","args":[1,, "reply":"c3"}',
+        ]
+    )
+    assert run_until_idle(child(any_redis, pipeline)) == 2
+    assert any_redis.llen(pipe.keys.results) == 0
+    taken = pipe.take_replies("c3", 10, None)
+    lines = [orjson.loads(line) for raw in taken.held for line in parse_results(raw).lines]
+    assert sorted((a["id"], a["ok"]) for a in lines) == [("c3-1", True), ("c3-2", False)]
