@@ -82,11 +82,12 @@ class Caller:
         calls: Sequence[tuple[Sequence[Any], dict[str, Any] | None]],
         answer: Answer,
         index: int = 0,
-    ) -> list[str]:
+    ) -> tuple[list[str], bytes]:
         """One element of the tasks list for ``calls`` (a run, or a listed chunk when some
         have keyword arguments); ``answer(index + i, body)`` gets call i's answer (registered
         before the element is sent: an answer may come before this returns). Returns their
-        ids. Waits while `max_pending` tasks are unanswered."""
+        ids and the element as sent (what `cancel` takes back). Waits while `max_pending`
+        tasks are unanswered."""
         name = task.name if isinstance(task, Task) else task
         with self._room:
             while len(self._waiting) + len(calls) > max(self.settings.max_pending, len(calls)):
@@ -98,11 +99,12 @@ class Caller:
             ids = [f"{self.id}-{first + i}" for i in range(len(calls))]
             self._waiting.update((t, (answer, index + i)) for i, t in enumerate(ids))
         try:
-            self.pipe.call_push([self._element(name, first, ids, calls)])
+            element = self._element(name, first, ids, calls)
+            self.pipe.call_push([element])
         except BaseException:
             self._forget(ids)
             raise
-        return ids
+        return ids, element
 
     def _element(
         self,

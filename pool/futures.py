@@ -6,14 +6,13 @@ pipeline. ``submit`` returns a Future; ``as_completed``, ``wait`` and done callb
 from __future__ import annotations
 
 import concurrent.futures
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
-from redpool import codec
 from redpool.keys import DEFAULT_PIPELINE
 from redpool.pipeline import RedisTarget
 from redpool.pool.caller import Caller, CallerSettings
-from redpool.pool.remote import error_of
+from redpool.pool.remote import settle
 from redpool.registry import Task
 
 
@@ -51,28 +50,10 @@ class Executor(concurrent.futures.Executor):
         if self._shut:
             raise RuntimeError("cannot schedule new futures after shutdown")
         future = TaskFuture(self._caller)
-        (task_id,) = self._caller.send(fn, [(args, kwargs or None)], _settle(future))
-        name = fn.name if isinstance(fn, Task) else fn
-        # the element as sent, for cancel's LREM: a single call is a run of one
-        first = int(task_id.rsplit("-", 1)[1])
-        body: dict[str, Any]
-        if kwargs:
-            body = {
-                "n": 1,
-                "task": name,
-                "producer": self._caller.id,
-                "items": [[task_id, list(args), kwargs]],
-            }
-        else:
-            body = {
-                "n": 1,
-                "task": name,
-                "producer": self._caller.id,
-                "first": first,
-                "args": [list(args)],
-            }
-        body["reply"] = self._caller.id
-        future._task = (task_id, codec.dumps(body))
+        (task_id,), element = self._caller.send(
+            fn, [(args, kwargs or None)], lambda _index, body: settle(future, body)
+        )
+        future._task = (task_id, element)
         self._futures.add(future)
         future.add_done_callback(self._futures.discard)
         return future
@@ -94,15 +75,3 @@ class Executor(concurrent.futures.Executor):
         if wait:
             self._caller.wait_idle()
         self._caller.close()
-
-
-def _settle(future: concurrent.futures.Future[Any]) -> Callable[[int, dict[str, Any]], None]:
-    def answer(_index: int, body: dict[str, Any]) -> None:
-        if not future.set_running_or_notify_cancel():
-            return
-        if body.get("ok"):
-            future.set_result(body.get("value"))
-        else:
-            future.set_exception(error_of(body))
-
-    return answer

@@ -18,7 +18,7 @@ from typing import Any
 from redpool.keys import DEFAULT_PIPELINE
 from redpool.pipeline import RedisTarget
 from redpool.pool.caller import Caller, CallerSettings
-from redpool.pool.remote import error_of
+from redpool.pool.remote import error_of, settle
 from redpool.registry import Task
 
 Call = tuple[Sequence[Any], dict[str, Any] | None]
@@ -317,13 +317,7 @@ def _each(futures: list[Future[Any]]) -> Callable[[int, dict[str, Any]], None]:
 
 
 def _settle(future: Future[Any]) -> Callable[[dict[str, Any]], None]:
-    def answer(body: dict[str, Any]) -> None:
-        if body.get("ok"):
-            future.set_result(body.get("value"))
-        else:
-            future.set_exception(error_of(body))
-
-    return answer
+    return lambda body: settle(future, body)
 
 
 def _notify(

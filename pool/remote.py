@@ -3,6 +3,7 @@ traceback from the host where it ran."""
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from typing import Any
 
 from redpool.errors import RedpoolError
@@ -27,6 +28,17 @@ class TaskFailed(RedpoolError):
 
 
 _KINDS: dict[str, type[TaskFailed]] = {}
+
+
+def settle(future: Future[Any], answer: dict[str, Any]) -> None:
+    """A task's answer into its future: its value, or its error raised; a future its user
+    cancelled meanwhile is left as it is."""
+    if not future.set_running_or_notify_cancel():
+        return
+    if answer.get("ok"):
+        future.set_result(answer.get("value"))
+    else:
+        future.set_exception(error_of(answer))
 
 
 def error_of(answer: dict[str, Any]) -> TaskFailed:

@@ -37,6 +37,7 @@ from redpool.envelope import (
     ids_of,
     item_payload,
     read_item,
+    tasks_in,
 )
 
 _FRACTION = [f"{i:03d}" for i in range(1000)]
@@ -220,17 +221,13 @@ def reply_in(raw: bytes) -> str | None:
 
 
 def route(results: list[bytes], reply: str | None, out: Outcome) -> None:
-    """Error answers of a rejected element: to its caller's reply list, else to results."""
+    """Answer elements into the outcome: to the reply list of the caller they answer (a
+    `redpool.Pool` or `redpool.Executor`), else to the results list."""
     if reply is None:
         out.results.extend(results)
         return
     out.replies.setdefault(reply, []).extend(results)
-    out.replied += sum(tasks_counted(r) for r in results)
-
-
-def tasks_counted(element: bytes) -> int:
-    found = re.match(rb'\{"n":(\d+),', element)
-    return int(found.group(1)) if found else 1
+    out.replied += sum(tasks_in(r) for r in results)
 
 
 def rejection(raw: bytes, reason: str, worker: str) -> Rejected:

@@ -418,10 +418,12 @@ def refused_since(unit: Unit) -> int | None:
 _REPLY = re.compile(r"[A-Za-z0-9_.:\-]{1,200}")
 
 
-def reply_name(caller: str) -> bool:
-    """A ``reply`` field names a caller whose reply list is ours to write: an id as
-    `redpool.keys.instance_id` makes, nothing that could reach outside the pipeline's keys."""
-    return _REPLY.fullmatch(caller) is not None
+def reply_of(body: dict[str, Any]) -> str | None:
+    """The caller an element answers, when its ``reply`` field names one whose reply list is
+    ours to write: an id as `redpool.keys.instance_id` makes, nothing that could reach outside
+    the pipeline's keys. None: its answers go to ``results``."""
+    reply = body.get("reply")
+    return reply if type(reply) is str and _REPLY.fullmatch(reply) else None
 
 
 def with_reply(raw: bytes, unit: Unit) -> bytes:

@@ -240,14 +240,16 @@ class Pipeline:
         Not within `OUTAGE_GRACE` seconds of an outage, this caller's or Redis' own (a
         restart): every lease may have run out while Redis was away, and the producers,
         alive, are reconnecting as this caller did; they renew within a few seconds."""
-        now = redis_ms(self._call(self.client.time))
-        expired = cast(
-            list[bytes],
-            self._call(self.client.zrangebyscore, self.keys.producer_leases, "-inf", now),
-        )
+        expired = self._lapsed(self.keys.producer_leases)
         if not expired or self._recovering():
             return []
-        return [p.decode() for p in expired if self.leave(p.decode(), ABANDONED, True)]
+        return [p for p in expired if self.leave(p, ABANDONED, True)]
+
+    def _lapsed(self, leases: str) -> list[str]:
+        """Who in the zset ``leases`` (id -> expiry, ms) has a lease run out, by Redis' clock."""
+        now = redis_ms(self._call(self.client.time))
+        ids = self._call(self.client.zrangebyscore, leases, "-inf", now)
+        return [raw.decode() for raw in cast(list[bytes], ids)]
 
     def _outage_just_ended(self) -> bool:
         """This caller rode out an outage less than `OUTAGE_GRACE` seconds ago."""
@@ -292,8 +294,8 @@ class Pipeline:
         def write(pipe: Transaction) -> None:
             if outcome.results:
                 pipe.rpush(k.results, *outcome.results)
-            if outcome.replies:
-                self._reply(pipe, outcome)
+            if outcome.replied:
+                self._reply(pipe, outcome.replies, outcome.replied)
             if outcome.dead:
                 pipe.rpush(k.dead, *outcome.dead)
             if outcome.retries:
@@ -320,13 +322,15 @@ class Pipeline:
         fence = self._scripts.holder
         return int(self._call(settle, self.client, k, holding, taken, held, write, fence))
 
-    def _reply(self, pipe: Transaction, outcome: Outcome) -> None:
-        """Answers to callers' tasks into their reply lists (in a commit's transaction)."""
+    def _reply(self, pipe: Transaction, replies: dict[str, list[bytes]], replied: int) -> None:
+        """Answers to callers' tasks into their reply lists, in a commit's or a give-back's
+        transaction, counted as ``replied`` (those of a caller gone meanwhile too: they are
+        not results either)."""
         k = self.keys
-        for caller, answers in outcome.replies.items():
+        for caller, answers in replies.items():
             pipe.rpush(k.replies(caller), *answers)
             pipe.pexpire(k.replies(caller), REPLY_TTL * 1000)  # a caller gone: not kept
-        pipe.hincrby(k.stats, Stat.REPLIED, outcome.replied)
+        pipe.hincrby(k.stats, Stat.REPLIED, replied)
 
     def held(self, holding: str) -> list[bytes]:
         """What a holder holds now."""
@@ -431,11 +435,10 @@ class Pipeline:
             if returned.results:
                 pipe.rpush(self.keys.results, *returned.results)
                 pipe.hincrby(self.keys.stats, Stat.FAILED, _tasks(returned.results))
-            for caller, answers in returned.replies.items():
-                pipe.rpush(self.keys.replies(caller), *answers)
-                pipe.pexpire(self.keys.replies(caller), REPLY_TTL * 1000)
-                pipe.hincrby(self.keys.stats, Stat.FAILED, _tasks(answers))
-                pipe.hincrby(self.keys.stats, Stat.REPLIED, _tasks(answers))
+            if returned.replies:
+                replied = sum(_tasks(answers) for answers in returned.replies.values())
+                self._reply(pipe, returned.replies, replied)
+                pipe.hincrby(self.keys.stats, Stat.FAILED, replied)
             if returned.dead:
                 pipe.rpush(self.keys.dead, *returned.dead)
             return returned
@@ -584,15 +587,11 @@ class Pipeline:
     def expire_callers(self) -> list[str]:
         """Drop every caller whose lease ran out, with its answers; returns their ids. Not
         just after an outage (see `expire_producers`)."""
-        now = redis_ms(self._call(self.client.time))
-        lapsed = cast(
-            list[bytes], self._call(self.client.zrangebyscore, self.keys.callers, "-inf", now)
-        )
+        lapsed = self._lapsed(self.keys.callers)
         if not lapsed or self._outage_just_ended():
             return []
         gone = []
-        for raw in lapsed:
-            caller = raw.decode()
+        for caller in lapsed:
             keys = self._caller_keys(caller)
             if self._call(self._scripts.caller, keys=keys, args=["expire", caller]):
                 gone.append(caller)

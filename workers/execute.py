@@ -37,7 +37,7 @@ from redpool.envelope import (
     rebuild,
     refused,
     refused_since,
-    reply_name,
+    reply_of,
     rerun_of,
     shown,
     tasks_in,
@@ -56,14 +56,8 @@ UNKNOWN_DELAY = 1.0
 
 
 def _answered(unit: Unit, answers: Answers, out: Outcome) -> None:
-    """An element's answers into the outcome: to the results list, or to the reply list of
-    the caller it names (a `redpool.Pool` or `redpool.Executor`)."""
-    reply = unit.body.get("reply")
-    if type(reply) is str and reply_name(reply):
-        out.replies.setdefault(reply, []).append(answers.element(unit.single))
-        out.replied += answers.ok + answers.failed
-    else:
-        out.results.append(answers.element(unit.single))
+    """An element's answers into the outcome, to its caller or to the results list."""
+    route([answers.element(unit.single)], reply_of(unit.body), out)
     out.ok += answers.ok
     out.failed += answers.failed
 
@@ -264,8 +258,8 @@ class Executor:
     def _caller_gone(self, unit: Unit) -> bool:
         """The element names a caller (``reply``) that is gone: its lease ran out, or it
         left. Asked of `callers` (set by the child, from Redis), only for such elements."""
-        reply = unit.body.get("reply")
-        return reply is not None and self.callers is not None and not self.callers(str(reply))
+        reply = reply_of(unit.body)
+        return reply is not None and self.callers is not None and not self.callers(reply)
 
     def _reach(self, position: int, out: Outcome) -> bool:
         """Task ``position`` is refused without running (garbage, an unknown task): like a

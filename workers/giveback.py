@@ -19,7 +19,7 @@ from redpool.envelope import (
     parse_unit,
     read_item,
     rebuild,
-    reply_name,
+    reply_of,
     shown,
     tasks_in,
 )
@@ -116,8 +116,8 @@ def _charge(
         out.dead.append(answers.dead(unit, item, err, reason, attempts))
     _keep(unit, kept, worker, out)
     if answers.lines:
-        reply = unit.body.get("reply")
-        if type(reply) is str and reply_name(reply):  # a caller waits for these (Pool)
+        reply = reply_of(unit.body)
+        if reply is not None:  # a caller waits for these (Pool)
             out.replies.setdefault(reply, []).append(answers.element(unit.single))
         else:
             out.results.append(answers.element(unit.single))
