@@ -60,13 +60,15 @@ class Caller:
         self.settings = settings or CallerSettings()
         self.pipe = Pipeline.connect(redis, pipeline, log=log)
         self.id = instance_id()
+        self.shard = self.pipe.caller_shard(self.id)
+        """A caller keeps to one shard of a sharded pipeline: its answers come back there."""
         self._waiting: dict[str, tuple[Answer, int]] = {}
         self._lock = threading.Lock()
         self._room = threading.Condition(self._lock)
         self._sent = 0
         self._stop = threading.Event()
         self.gone: BaseException | None = None
-        self.pipe.call_renew(self.id, self.settings.lease, joining=True)
+        self.shard.call_renew(self.id, self.settings.lease, joining=True)
         self._threads = [
             threading.Thread(target=self._drain, name="redpool-replies", daemon=True),
             threading.Thread(target=self._heartbeat, name="redpool-caller", daemon=True),
@@ -100,7 +102,7 @@ class Caller:
             self._waiting.update((t, (answer, index + i)) for i, t in enumerate(ids))
         try:
             element = self._element(name, first, ids, calls)
-            self.pipe.call_push([element])
+            self.shard.call_push([element])
         except BaseException:
             self._forget(ids)
             raise
@@ -160,7 +162,7 @@ class Caller:
 
     def cancel(self, task_id: str, element: bytes) -> bool:
         """Take ``element`` (one task's) off the queue if no worker took it yet."""
-        if not self.pipe.call_cancel(element):
+        if not self.shard.call_cancel(element):
             return False
         self._forget([task_id])
         return True
@@ -180,7 +182,7 @@ class Caller:
     def _drain(self) -> None:
         while not self._stop.is_set():
             try:
-                taken = self.pipe.take_replies(self.id, 1000, 0.5)
+                taken = self.shard.take_replies(self.id, 1000, 0.5)
                 if not taken.held:
                     continue
                 for raw in taken.held:
@@ -188,7 +190,7 @@ class Caller:
                         self._deliver(raw)
                     except Exception as exc:  # noqa: BLE001 - one bad answer, not the caller
                         log.error("caller %s: an answer could not be handed on: %s", self.id, exc)
-                self.pipe.ack_replies(self.id, taken)
+                self.shard.ack_replies(self.id, taken)
             except Exception as exc:  # noqa: BLE001 - the waiters hear of it, not a trace
                 self._fail(exc)
                 return
@@ -211,7 +213,7 @@ class Caller:
     def _heartbeat(self) -> None:
         while not self._stop.wait(self.settings.lease / 3):
             try:
-                if not self.pipe.call_renew(self.id, self.settings.lease):
+                if not self.shard.call_renew(self.id, self.settings.lease):
                     self._fail(CallerGone("its lease ran out and its answers were dropped"))
                     return
             except Exception as exc:  # noqa: BLE001
@@ -248,7 +250,7 @@ class Caller:
             if thread is not threading.current_thread():  # closed from an answer's callback
                 thread.join()
         try:
-            self.pipe.call_leave(self.id)
+            self.shard.call_leave(self.id)
         finally:
             self._fail(CallerGone("the caller was closed"))
             self.pipe.disconnect()

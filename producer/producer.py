@@ -29,7 +29,7 @@ from redpool.envelope import (
     encode_task_json,
 )
 from redpool.errors import PayloadError, RedpoolError, StreamClosed
-from redpool.keys import DEFAULT_PIPELINE, instance_id
+from redpool.keys import DEFAULT_PIPELINE, MAX_SHARDS, instance_id
 from redpool.pipeline import MAX_BATCH, Pipeline, RedisTarget
 from redpool.registry import Task
 from redpool.settings import require, require_range
@@ -85,9 +85,18 @@ class ProducerSettings:
     lease: float = 30.0
     """Seconds without a heartbeat (sent every third of it) after which the producer is
     presumed dead: its part of the stream is closed (abandoned) and its tasks complete."""
+    shards: int | None = None
+    """Shards of the pipeline (``--shards``): creates a pipeline of that many when there is
+    none, and is refused when it has another number. None: as many as it has (one when it is
+    new)."""
 
     def __post_init__(self) -> None:
         require_range("batch_size", self.batch_size, 1, MAX_BATCH)
+        require(
+            self.shards is None or 1 <= self.shards <= MAX_SHARDS,
+            "shards",
+            f"must be 1..{MAX_SHARDS}, not {self.shards}",
+        )
         require(0 < self.linger <= 60, "linger", f"must be in (0, 60] s, not {self.linger:g}")
         require(self.lease >= 3, "lease", f"must be at least 3 s, not {self.lease:g}")
         require(
@@ -119,7 +128,7 @@ class Producer:
         settings: ProducerSettings | None = None,
     ) -> None:
         self.settings = settings or ProducerSettings()
-        self.pipe = Pipeline.connect(redis, pipeline, log=log)
+        self.pipe = Pipeline.connect(redis, pipeline, log=log, shards=self.settings.shards)
         self.id = instance_id()
         self.submitted = 0
         self._id_prefix = f"{self.id}-"

@@ -10,12 +10,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-import redis
-
+from redpool.cluster import Topology
 from redpool.connection import Outage, address
 from redpool.errors import ConfigError
 from redpool.keys import EVERY_PIPELINE, pipeline_of
-from redpool.pipeline import Pipeline, RedisTarget, client_for
+from redpool.pipeline import Pipeline, RedisTarget, topology_for
 from redpool.state import Snapshot
 
 
@@ -28,35 +27,38 @@ class Survey:
     pipelines: dict[str, Snapshot]
     """By name, in name order."""
     cluster: bool = False
-    """The Redis is a Redis Cluster node: only the pipelines whose slots it serves are here."""
+    """The Redis is a Redis Cluster: every master was looked at."""
 
 
 class Catalog:
-    """The pipelines of one Redis."""
+    """The pipelines of one Redis, or of every master of a Redis Cluster."""
 
-    def __init__(self, client: redis.Redis, *, log: logging.Logger | None = None) -> None:
-        self.client = client
-        self.where = address(client)
+    def __init__(self, where: Topology, *, log: logging.Logger | None = None) -> None:
+        self.topology = where
+        self.where = address(where.base)
         self.log = log or logging.getLogger("redpool")
         self._outage = Outage(self.log, where=self.where)
 
     @classmethod
     def connect(cls, target: RedisTarget, *, log: logging.Logger | None = None) -> Catalog:
         """Connect (waiting up to the settings' ``wait`` for Redis), or use a given client."""
-        return cls(client_for(target), log=log)
+        return cls(topology_for(target), log=log)
 
     def names(self) -> list[str]:
         """The names of the pipelines that have a key here, sorted."""
 
         def scan() -> set[str]:
-            keys = self.client.scan_iter(match=EVERY_PIPELINE, count=1000)
-            return {name for name in map(pipeline_of, keys) if name is not None}
+            names: set[str] = set()
+            for master in self.topology.masters():
+                keys = master.scan_iter(match=EVERY_PIPELINE, count=1000)
+                names.update(name for name in map(pipeline_of, keys) if name is not None)
+            return names
 
         return sorted(self._outage.call(scan))
 
     def find(self, name: str) -> Pipeline:
         """Pipeline ``name``, or a ConfigError naming the pipelines there are."""
-        pipe = Pipeline(self.client, name, log=self.log)
+        pipe = Pipeline.open(self.topology, name, log=self.log)
         if pipe.exists():
             return pipe
         names = self.names()
@@ -66,21 +68,9 @@ class Catalog:
     def survey(self) -> Survey:
         """Every pipeline here and its snapshot."""
         pipelines = {
-            name: Pipeline(self.client, name, log=self.log).snapshot(
+            name: Pipeline.open(self.topology, name, log=self.log).snapshot(
                 count_tasks=True, every_holder=True
             )
             for name in self.names()
         }
-        return Survey(self.where, pipelines, self.cluster())
-
-    def cluster(self) -> bool:
-        """This Redis is a Redis Cluster node (False when it will not say: a user the ACL does
-        not allow INFO, a server without it)."""
-
-        def ask() -> bool:
-            try:
-                return bool(self.client.info("cluster").get("cluster_enabled"))
-            except redis.ResponseError:
-                return False
-
-        return self._outage.call(ask)
+        return Survey(self.where, pipelines, self.topology.cluster)

@@ -20,7 +20,7 @@ from redpool import logs
 from redpool.connection import safe_url
 from redpool.deadletters import Selection
 from redpool.errors import ConfigError, RedpoolError, RunIncomplete, SettingError
-from redpool.keys import COMPLETE, DEFAULT_PIPELINE, check_pipeline_name
+from redpool.keys import COMPLETE, DEFAULT_PIPELINE, MAX_SHARDS, check_pipeline_name
 from redpool.pipeline import Pipeline
 from redpool.producer import ProducerSettings
 from redpool.producer.producer import Chunksize
@@ -170,6 +170,16 @@ def _between_runs_option(fn: Callable[P, R]) -> Callable[P, R]:
     )(fn)
 
 
+def _shards_option(fn: Callable[P, R]) -> Callable[P, R]:
+    return click.option(
+        "--shards",
+        type=click.IntRange(1, MAX_SHARDS),
+        default=None,
+        help="Shards of a new pipeline, each in a slot of its own (spread over a Redis "
+        "Cluster's masters); fixed once the pipeline exists. Default: as it is (1 if new).",
+    )(fn)
+
+
 def _chunksize_option(fn: Callable[P, R]) -> Callable[P, R]:
     return click.option(
         "--chunksize",
@@ -227,6 +237,7 @@ def _chunksize_option(fn: Callable[P, R]) -> Callable[P, R]:
     is_flag=True,
     help="Error results carry the error's type and message only, no traceback (file paths).",
 )
+@_shards_option
 def worker(
     options: Common,
     tasks_module: str,
@@ -239,6 +250,7 @@ def worker(
     max_tasks_per_child: int | None,
     unknown_wait: float,
     no_tracebacks: bool,
+    shards: int | None,
 ) -> None:
     """Run a pool of worker processes on this host."""
     from redpool.registry import Registry
@@ -254,6 +266,7 @@ def worker(
         max_tasks_per_child=max_tasks_per_child,
         unknown_wait=unknown_wait,
         tracebacks=not no_tracebacks,
+        shards=shards,
     )
     registry = Registry.load(tasks_module)
     sys.exit(run_workers(options.redis, options.pipeline, settings, registry))
@@ -293,6 +306,7 @@ def _worker_settings(processes: int | None, **options: Any) -> WorkerSettings:
     show_default=True,
     help="Seconds after which a silent producer is presumed dead (its part of the run ends).",
 )
+@_shards_option
 @_quiet_option
 def produce(
     options: Common,
@@ -302,6 +316,7 @@ def produce(
     chunksize: Chunksize,
     linger: float,
     lease: float,
+    shards: int | None,
     quiet: bool,
 ) -> None:
     """Submit one task per JSON line, then close the stream (on an error, Ctrl-C or SIGTERM:
@@ -309,7 +324,7 @@ def produce(
     from redpool.producer.run import produce_file
 
     settings = ProducerSettings(
-        max_backlog=max_backlog, chunksize=chunksize, linger=linger, lease=lease
+        max_backlog=max_backlog, chunksize=chunksize, linger=linger, lease=lease, shards=shards
     )
     signal.signal(signal.SIGTERM, _interrupt)  # a stop, like Ctrl-C: the producer aborts
     with progress(options.redis, options.pipeline, "submitted", quiet):
@@ -341,6 +356,7 @@ def produce(
 @_between_runs_option
 @click.option("--fsync", is_flag=True, help="fsync the output file before each acknowledgement.")
 @_quiet_option
+@_shards_option
 def sink(
     options: Common,
     output: str,
@@ -351,13 +367,14 @@ def sink(
     exit_between_runs: bool,
     fsync: bool,
     quiet: bool,
+    shards: int | None,
 ) -> None:
     """Write one JSON line per result (or POST it, with --post); exit once the run is done
     (exit 3 when it ended incomplete or the sink was stopped first). With --follow, run after
     run until a signal (then exit 0)."""
     from redpool.sink.run import post_to, sink_to
 
-    settings = SinkSettings(wait_for_run=not exit_between_runs)
+    settings = SinkSettings(wait_for_run=not exit_between_runs, shards=shards)
     post = _post_settings(post_url, concurrency, post_timeout, fsync)
     drawn = quiet or (post is None and _to_terminal(output))
     with progress(options.redis, options.pipeline, "drained", drawn):
@@ -443,6 +460,7 @@ def status(options: Common, as_json: bool, interval: float | None) -> None:
 @click.option("--input", "input_path", required=True, help="JSON Lines file, or - for stdin.")
 @click.option("--output", default="-", show_default=True, help="File to write, or -.")
 @_chunksize_option
+@_shards_option
 @_quiet_option
 def run(
     options: Common,
@@ -452,6 +470,7 @@ def run(
     input_path: str,
     output: str,
     chunksize: Chunksize,
+    shards: int | None,
     quiet: bool,
 ) -> None:
     """Producer, worker pool and sink on this machine; a private Redis unless --redis."""
@@ -467,8 +486,8 @@ def run(
         input_path,
         output,
         # its pool is the only one: no other host will have a task name its module lacks
-        _worker_settings(processes, exit_when_done=True, unknown_wait=0),
-        ProducerSettings(chunksize=chunksize),
+        _worker_settings(processes, exit_when_done=True, unknown_wait=0, shards=shards),
+        ProducerSettings(chunksize=chunksize, shards=shards),
         quiet or _to_terminal(output),
     )
 

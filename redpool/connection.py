@@ -22,6 +22,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from redpool.cluster import ELSEWHERE
 from redpool.errors import (
     Aborted,
     ConfigError,
@@ -186,14 +187,13 @@ def explain(exc: redis.RedisError, where: str, pipeline: str | None = None) -> R
     if code == "TRYAGAIN":  # some keys of the slot moved to another node, some not yet
         return RedisRefused(
             f"Redis at {where} is a Redis Cluster node, and {_whose(pipeline)} is moving its keys "
-            f"to another node ({exc}): try again once the move is done (cluster support is "
-            "planned)",
+            f"to another node ({exc}): try again once the move is done",
             reply=str(exc),
         )
     if code == "CLUSTERDOWN":
         return RedisRefused(
             f"Redis at {where} is a Redis Cluster node, and it says the cluster is down "
-            f"({exc}): try again once every slot is served (cluster support is planned)",
+            f"({exc}): try again once every slot is served",
             reply=str(exc),
         )
     if isinstance(exc, redis.exceptions.NoPermissionError):
@@ -217,11 +217,11 @@ def _elsewhere(exc: redis.exceptions.AskError, where: str, pipeline: str | None)
     if isinstance(exc, redis.exceptions.MovedError):
         return (
             f"Redis at {where} is a Redis Cluster node, and {whose} keeps its keys on node "
-            f"{node}: point --redis at {there} for now (cluster support is planned)"
+            f"{node}: point --redis at {there} for now"
         )
     return (
         f"Redis at {where} is a Redis Cluster node, and {whose} is moving its keys to node "
-        f"{node}: once the move is done, point --redis at {there} (cluster support is planned)"
+        f"{node}: once the move is done, point --redis at {there}"
     )
 
 
@@ -249,9 +249,13 @@ _PASSING = {"READONLY", "MISCONF", "BUSY", "MASTERDOWN", "NOREPLICAS", "LOADING"
 failover, a disk full for its AOF or RDB, a long script, a primary gone, a dataset loading."""
 
 
-def kind_of(exc: redis.RedisError) -> str:
+def kind_of(exc: redis.RedisError, routed: bool = False) -> str:
+    """What ``exc`` is to a caller; ``routed`` when it can find a slot's node again (on a Redis
+    Cluster), for which a node saying the slot is elsewhere (`ELSEWHERE`) passes too."""
     if isinstance(exc, AUTH):  # a ConnectionError to redis-py, and no outage to us
         return REFUSED
+    if routed and isinstance(exc, ELSEWHERE):
+        return PASSING
     if isinstance(exc, OOM):
         return FULL
     if isinstance(exc, TRANSIENT):
@@ -284,8 +288,12 @@ class Outage:
         where: str = "?",
         pipeline: str | None = None,
         client: redis.Redis | None = None,
+        reroute: Callable[[], None] | None = None,
     ) -> None:
         self.log = log
+        self.reroute = reroute
+        """Finds the node that serves the caller's slot again (a Redis Cluster), before each
+        try after the first failed one: a failover or a resharding moved it."""
         self.abort = abort
         self.where = where
         self.pipeline = pipeline
@@ -311,7 +319,7 @@ class Outage:
             try:
                 value = fn()
             except redis.RedisError as exc:
-                kind = kind_of(exc)
+                kind = kind_of(exc, self.reroute is not None)
                 if kind == REFUSED or (kind == FULL and not wait_for_memory):
                     self.away_since = None
                     if kind == FULL:
@@ -337,6 +345,17 @@ class Outage:
                 return value
             time.sleep(delay * random.uniform(0.5, 1.0))
             delay = min(delay * 2, 2.0)
+            self._find_again()
+
+    def _find_again(self) -> None:
+        """`reroute`, where there is one; a cluster none of whose nodes answers yet is the
+        outage going on."""
+        if self.reroute is None:
+            return
+        try:
+            self.reroute()
+        except (redis.RedisError, redis.exceptions.RedisClusterException) as exc:
+            self.log.debug("cluster slots not read: %s", exc)
 
     def _abort_if_told(self, exc: Exception) -> None:
         if self.abort():

@@ -49,10 +49,10 @@ def run_all(
     with ExitStack() as stack:
         if redis is None:
             redis = RedisSettings(stack.enter_context(embedded_redis()))
-        else:
-            # A wrong password, or a Redis Cluster node that does not serve this pipeline's
-            # slot, is one line here, before the pool forks (a read of the pipeline's slot).
-            Pipeline.connect(redis, pipeline).backlog()
+        # A wrong password, or --shards against a pipeline that has another number, is one
+        # line here, before the pool forks; and the pipeline's shards are recorded before any
+        # role opens it.
+        Pipeline.connect(redis, pipeline, shards=producing.shards).disconnect()
         stream = open_output(output, append=False)
         if output != "-":
             stack.callback(close_output, stream)

@@ -43,6 +43,8 @@ class Taken:
     token: bytes
     leased: bool = True
     """False when the holder's host had lost its lease: nothing was taken (see fence.lua)."""
+    holding: str = ""
+    """The list that holds them (a sharded pipeline's take says which shard's it is)."""
 
 
 NATIVE_MOVES = 16

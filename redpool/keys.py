@@ -26,12 +26,15 @@ glob, and no pipeline name holds a character that is)."""
 
 
 def pipeline_of(key: bytes | str) -> str | None:
-    """The pipeline a key found with `EVERY_PIPELINE` belongs to: the name between the braces,
-    or None for a key that is not one of ours."""
+    """The pipeline a key found with `EVERY_PIPELINE` belongs to: the name between the braces
+    (without a shard's ``:k``), or None for a key that is not one of ours."""
     text = key.decode("utf-8", "replace") if isinstance(key, bytes) else key
     if not text.startswith(_ROOT + "{"):
         return None
-    name, closed, _ = text[len(_ROOT) + 1 :].partition("}:")
+    tag, closed, _ = text[len(_ROOT) + 1 :].partition("}:")
+    name, colon, shard = tag.partition(":")
+    if colon and not shard.isdigit():
+        return None
     return name if closed and _NAME.fullmatch(name) else None
 
 
@@ -88,16 +91,48 @@ def instance_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
+MAX_SHARDS = 64
+"""Most shards a pipeline may have (``--shards``)."""
+
+
 @dataclass(frozen=True)
 class Keys:
-    """Key names for one pipeline."""
+    """Key names for one pipeline, or for shard ``shard`` of a sharded one.
+
+    A pipeline of one shard (the default) keeps every key under ``redpool:{NAME}:``. A pipeline
+    of K > 1 shards keeps shard k's keys under ``redpool:{NAME:k}:`` (each shard a hash tag of
+    its own, so the shards hash to different slots and spread over a cluster's masters) and
+    records its shards' numbers in ``redpool:{NAME}:shards`` (`shards`), the one key under
+    the unsharded prefix. A shard is a whole pipeline of its own (queue, results, runs,
+    leases): the first shard in the record is the *head*, whose run, sink lease and
+    producers are the pipeline's (see `redpool.pipeline`)."""
 
     pipeline: str
+    shard: int | None = None
     prefix: str = field(init=False)
 
     def __post_init__(self) -> None:
         check_pipeline_name(self.pipeline)
-        object.__setattr__(self, "prefix", f"{_ROOT}{{{self.pipeline}}}:")
+        object.__setattr__(self, "prefix", f"{_ROOT}{{{self.tag}}}:")
+
+    @property
+    def tag(self) -> str:
+        """The hash tag: what Redis Cluster hashes every key of this (shard of the) pipeline
+        by, so they are all in one slot."""
+        return self.pipeline if self.shard is None else f"{self.pipeline}:{self.shard}"
+
+    @property
+    def shards(self) -> str:
+        """String: the numbers of a sharded pipeline's shards, as a JSON list (``[0,2,5]``),
+        written once when the pipeline is created; absent for a pipeline of one shard. Under
+        the unsharded prefix whatever ``shard`` is."""
+        return f"{_ROOT}{{{self.pipeline}}}:shards"
+
+    @property
+    def sync(self) -> str:
+        """String written just before a ``WAIT`` (the ``replicas`` URL option): what the
+        replicas acknowledge proves every write before it reached them."""
+        return self.prefix + "sync"
 
     @property
     def every(self) -> str:

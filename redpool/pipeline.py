@@ -1,112 +1,87 @@
-"""`Pipeline`: the one object that talks to Redis for a pipeline.
+"""`Pipeline`: the one object the roles talk to Redis through, for a pipeline of one shard or
+of many.
 
-It owns the pipeline's keys, its scripts and its retry policy, and has a typed method for every
-operation of the wire contract. Each method that runs a script builds that script's KEYS and
-ARGV in the order its Lua header gives; nothing else in redpool builds them or touches a
-contract key with a raw command. Every method rides out a Redis outage (`Outage`): each call
-is idempotent or fenced, so repeating it after a lost reply is safe.
+A pipeline of K shards (``--shards K``, fixed when it is created and recorded in Redis) is K
+`Shard`s, each a whole pipeline in a slot of its own (see `Keys`), so on a Redis
+Cluster they spread over the masters and one pipeline is served by all of them. K = 1 is one
+shard under the plain prefix, exactly the layout of an unsharded pipeline. Here is how the
+shards make one pipeline:
+
+- producers spread their batches over the shards (by batch number); a `redpool.Pool` caller
+  keeps to one shard (by its id), where its answers come back;
+- each worker child takes from its home shard first, then from the others, so no shard waits
+  while workers idle; a worker host holds a lease on every shard (each take is fenced on it),
+  and reaps each shard;
+- the sink drains every shard; its lease is the head's (the first shard in the record);
+- a run is the head's: a producer joins the head, then follows the head's run on every other
+  shard, and leaves them before it leaves the head. The sink ends a run once every producer
+  left the head, every other shard's part ended, and no producer joined the head meanwhile
+  (`finish_run`);
+- counts (`snapshot`, backlog, results waiting, dead letters) are summed over the shards.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
-import secrets
 import time
+import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, cast
+from dataclasses import replace
+from typing import Any
 
+import orjson
 import redis
-from redis.client import Pipeline as Transaction
+import redis.cluster
 
-from redpool import codec, deadletters, state
+from redpool import deadletters, state
 from redpool import holding as holding_list
 from redpool.answers import Outcome
-from redpool.connection import (
-    OOM,
-    Outage,
-    address,
-    connect,
-    never,
-    redis_ms,
-    require_noeviction,
-)
-from redpool.envelope import split_at, tasks_in
-from redpool.errors import RedisRefused, RedpoolError, StreamClosed
-from redpool.keys import ABANDONED, ABORTED, CLOSED, KEEP_RUN, Keys, Stat, instance_id
-from redpool.scripts import MAX_BATCH as MAX_BATCH
-from redpool.scripts import Scripts
+from redpool.cluster import Topology, spread, topology
+from redpool.connection import address, connect, explain, never, require_noeviction
+from redpool.errors import ConfigError, RedisUnavailable
+from redpool.keys import ABORTED, CLOSED, RUNNING, Keys, instance_id
 from redpool.settings import RedisSettings
+from redpool.shard import MAX_BATCH as MAX_BATCH
+from redpool.shard import Returned, Shard, Sort
 
-FOREVER = 2**62
-"""A lease expiry no lease reaches: `forget` with it drops a host whatever its lease says."""
+RedisTarget = str | RedisSettings | redis.Redis | redis.cluster.RedisCluster | None
+"""What the API's ``redis=`` argument takes: a URL, settings, a client (of one Redis, of any
+node of a Redis Cluster, or redis-py's ``RedisCluster``), or None (the default URL)."""
 
-COUNTED = 1000
-"""Elements of a list snapshot.lua reads to count its tasks (status only; a read costs Redis
-time in proportion to the bytes read)."""
-
-REPLY_TTL = 600
-"""Seconds a reply list lives after its last answer: the answers to a caller that died (and
-whose cleanup came before them) do not stay in Redis."""
-
-OUTAGE_GRACE = 10.0
-"""Seconds after an outage (or a Redis restart) in which no producer is called abandoned:
-what a producer retrying with backoff (2 s at most between tries) needs to renew its lease."""
-
-RedisTarget = str | RedisSettings | redis.Redis | None
-"""What the API's ``redis=`` argument takes: a URL, settings, a client, or None (the default)."""
-
-Sort = Callable[[list[bytes]], "Returned"]
-"""Says, for the tasks a holder held, which go back to the queue and which are dead."""
-
-
-@dataclass(frozen=True)
-class Returned:
-    """How a holder's tasks come back: some to the queue, some answered and dead for good."""
-
-    back: list[bytes] = field(default_factory=list)
-    """Back to the head of the queue, in their order."""
-    results: list[bytes] = field(default_factory=list)
-    replies: dict[str, list[bytes]] = field(default_factory=dict)
-    """Caller id -> error answers for its reply list (tasks of a `redpool.Pool`)."""
-    dead: list[bytes] = field(default_factory=list)
-
-    @property
-    def count(self) -> int:
-        """Tasks that left the holder (every dead one has a dead letter)."""
-        return _tasks(self.back) + len(self.dead)
-
-    def extend(self, other: Returned) -> None:
-        self.back.extend(other.back)
-        self.results.extend(other.results)
-        for caller, answers in other.replies.items():
-            self.replies.setdefault(caller, []).extend(answers)
-        self.dead.extend(other.dead)
+__all__ = ["MAX_BATCH", "Pipeline", "RedisTarget", "Returned", "Sort"]
 
 
 class Pipeline:
-    """One pipeline on one Redis."""
+    """A pipeline: its shards, and what each role asks of them."""
 
     def __init__(
         self,
-        client: redis.Redis,
+        where: Topology | redis.Redis,
         name: str,
+        shards: Sequence[int | None] = (None,),
         *,
         log: logging.Logger | None = None,
         abort: Callable[[], bool] = never,
     ) -> None:
-        self.client = client
-        self.keys = Keys(name)
+        where = where if isinstance(where, Topology) else Topology(where)
+        self.topology = where
         self.name = name
-        self._scripts = Scripts.register(client)
-        self._now = 0
-        self.where = address(client)
-        """Where this Redis is, for messages: a URL without its password."""
-        log = log or logging.getLogger("redpool")
-        self._outage = Outage(log, abort, where=self.where, pipeline=name, client=client)
+        self.shards = [self._shard(where, Keys(name, k), log, abort) for k in shards]
+        self.head = self.shards[0]
+        self.sharded = len(self.shards) > 1
+        self.where = self.head.where
+        """Where Redis is, for messages: a URL without its password."""
         self._owned = False
-        """This object made its client (`connect` from a URL): `disconnect` closes it."""
+        self._turn = 0
+
+    @staticmethod
+    def _shard(
+        where: Topology, keys: Keys, log: logging.Logger | None, abort: Callable[[], bool]
+    ) -> Shard:
+        client = where.client(keys.tag)
+        reroute = (lambda: where.reroute(client, keys.tag)) if where.cluster else None
+        return Shard(client, keys, log=log, abort=abort, reroute=reroute)
 
     @classmethod
     def connect(
@@ -117,76 +92,122 @@ class Pipeline:
         log: logging.Logger | None = None,
         abort: Callable[[], bool] = never,
         writes: bool = True,
+        shards: int | None = None,
     ) -> Pipeline:
-        """Connect (waiting up to the settings' ``wait`` for Redis), or use a given client.
+        """Connect (waiting up to the settings' ``wait`` for Redis), or use a given client,
+        and find the pipeline's shards in Redis; ``shards`` (K) creates a pipeline of K
+        shards when there is none, and is refused when the pipeline has another number.
 
         A role that ``writes`` refuses a Redis that evicts keys (`require_noeviction`); a
         look (status, dead list) goes on, to show what is there."""
-        pipe = cls(client_for(target), name, log=log, abort=abort)
-        pipe._owned = not isinstance(target, redis.Redis)
+        pipe = cls.open(topology_for(target), name, log=log, abort=abort, shards=shards)
+        pipe._owned = not isinstance(target, redis.Redis | redis.cluster.RedisCluster)
         if writes:
-            pipe._call(require_noeviction, pipe.client)
+            for master in pipe.topology.masters():
+                pipe.head._call(require_noeviction, master)
         return pipe
+
+    @classmethod
+    def open(
+        cls,
+        where: Topology,
+        name: str,
+        *,
+        log: logging.Logger | None = None,
+        abort: Callable[[], bool] = never,
+        shards: int | None = None,
+    ) -> Pipeline:
+        """Pipeline ``name`` on ``where``, its shards as Redis records them (see `connect`)."""
+        found = cls.recorded(where, name, log)
+        if found is None and shards is not None and shards > 1:
+            found = cls._create(where, name, shards, log)
+        numbers: list[int | None] = list(found) if found else [None]
+        if shards is not None and shards != len(numbers):
+            raise ConfigError(
+                f"pipeline {name!r} has {len(numbers)} shard(s), fixed when it was created: "
+                f"drop --shards (or give {len(numbers)}), or use another pipeline name"
+            )
+        return cls(where, name, numbers, log=log, abort=abort)
+
+    @staticmethod
+    def recorded(where: Topology, name: str, log: logging.Logger | None = None) -> list[int] | None:
+        """The shard numbers pipeline ``name`` records, or None (one shard)."""
+        keys = Keys(name)
+        look = Pipeline._shard(where, keys, log, never)
+        raw = look._call(look.client.get, keys.shards)
+        if raw is None:
+            return None
+        try:
+            numbers = orjson.loads(raw)
+            if isinstance(numbers, list) and all(type(n) is int and n >= 0 for n in numbers):
+                return numbers
+        except orjson.JSONDecodeError:
+            pass
+        raise ConfigError(f"pipeline {name!r}: {keys.shards} holds {raw!r}, not a list of shards")
+
+    @classmethod
+    def _create(
+        cls, where: Topology, name: str, count: int, log: logging.Logger | None
+    ) -> list[int]:
+        """Record ``count`` shards for a new pipeline (SET NX: when two roles create it at
+        once, both use the record that won). A pipeline with keys of one shard is not turned
+        into a sharded one under its running roles."""
+        keys = Keys(name)
+        plain = cls._shard(where, keys, log, never)
+        if plain.exists():
+            raise ConfigError(
+                f"pipeline {name!r} exists with one shard (its hosts or sink may be running): "
+                "use another name for a sharded pipeline, or `redpool purge` it first"
+            )
+        numbers = spread(name, count, where.owner())
+        plain._call(plain.client.set, keys.shards, orjson.dumps(numbers), nx=True)
+        found = cls.recorded(where, name, log)
+        assert found is not None
+        return found
 
     def disconnect(self) -> None:
         """Close the connections of a client this object made (never one it was given)."""
         if self._owned:
-            self.client.close()
+            self.topology.close()
 
     def impatient(self) -> Pipeline:
         """The same pipeline with a retry policy that gives up at once: for a hard stop, where
         waiting for Redis would be waiting for ever."""
         other = copy.copy(self)
-        other._outage = copy.copy(self._outage)
-        other._outage.abort = lambda: True
+        other.shards = [s.impatient() for s in self.shards]
+        other.head = other.shards[0]
         return other
 
     def away_for(self) -> float:
-        """Seconds the outage a call of this pipeline is riding out has lasted (0: none)."""
-        since = self._outage.away_since
-        return 0.0 if since is None else time.monotonic() - since
+        """Seconds the longest outage a call of this pipeline is riding out has lasted."""
+        return max(s.away_for() for s in self.shards)
 
-    def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        return self._outage.call(fn, *args, **kwargs)
+    def shard_of(self, key: str) -> Shard:
+        """The shard a key (a holding list's name) belongs to."""
+        for shard in self.shards:
+            if key.startswith(shard.keys.prefix):
+                return shard
+        raise ValueError(f"{key!r} is not a key of pipeline {self.name!r}")
 
-    def _freeing(self, fn: Callable[[], Any], when_full: Callable[[], Any]) -> Any:
-        """``fn()``, or ``when_full()`` (a script allowed to run then) when Redis refuses it for
-        want of memory: for the sink, which frees memory and so must run when Redis is full."""
-        try:
-            return self._outage.run(fn, wait_for_memory=False)
-        except OOM:
-            return self._outage.run(when_full)
+    def _others(self) -> list[Shard]:
+        return self.shards[1:]
+
+    def _rotation(self, home: int) -> list[Shard]:
+        k = home % len(self.shards)
+        return self.shards[k:] + self.shards[:k]
 
     # -- producers ---------------------------------------------------------------------------
 
     def join(self, producer: str, lease: float) -> tuple[int, bool]:
-        """run.lua: a producer joins the current run, or starts the next when the last one
-        ended (or there was none). From now on the stream stays open until it leaves (it
-        closes, aborts, or its lease of ``lease`` seconds runs out). Returns (the run's id,
-        whether this join started it)."""
-        run, started = self._call(
-            self._scripts.run,
-            keys=self._run_keys(),
-            args=["join", producer, int(lease * 1000), KEEP_RUN * 1000],
-        )
-        return int(run), bool(started)
+        """A producer joins the current run, or starts the next (see `Shard.join`): the
+        head's, then the same run on every other shard."""
+        run, started = self.head.join(producer, lease, sharded=self.sharded)
+        for shard in self._others():
+            shard.join(producer, lease, follow=run, sharded=True)
+        return run, started
 
     def joined(self, producer: str) -> bool:
-        """Whether ``producer`` joined the current run (in any state since): only the results
-        of those count toward the end of its stream."""
-        return bool(self._call(self.client.hexists, self.keys.producers, producer))
-
-    def finish_run(self, run: int) -> str:
-        """run.lua: mark run ``run`` ended if every producer left and every submitted task's
-        result was drained; returns its state (`RUNNING` while it is not, or not current)."""
-        state = self._call(
-            self._scripts.run, keys=self._run_keys(), args=["finish", run, "", KEEP_RUN * 1000]
-        )
-        return cast(bytes, state).decode()
-
-    def _run_keys(self) -> list[str]:
-        k = self.keys
-        return [k.run, k.producers, k.producer_leases, k.stats, k.last_run, k.pace]
+        return self.head.joined(producer)
 
     def push(
         self,
@@ -197,445 +218,158 @@ class Pipeline:
         name: str,
         lease: float,
     ) -> tuple[int, float | None]:
-        """push.lua: a producer's numbered batch, exactly once; renews its lease. Returns the
-        queue's length in elements (for backpressure) and the microseconds per task workers
-        last measured for ``name``, if any (for sizing chunks). Raises StreamClosed when the
-        producer is not open in the current run (it left, or was called abandoned)."""
-        k = self.keys
-        keys = [k.tasks, k.producers, k.stats, k.pace, k.producer_leases]
-        args = [producer, batch, tasks, name, int(lease * 1000), *elements]
-        try:
-            backlog, pace = self._call(self._scripts.push, keys=keys, args=args)
-        except RedisRefused as exc:
-            if exc.reply.startswith("STREAMCLOSED"):
-                raise StreamClosed(exc.reply.split(" ", 1)[1]) from None
-            raise
-        return int(backlog), float(pace) if pace is not None else None
+        """A producer's numbered batch to one shard (by its number: batches spread evenly,
+        and a batch tried again goes where its first try went). Returns the backlog (the
+        shard's, times the shards: an estimate, for backpressure) and the task's pace."""
+        shard = self.shards[batch % len(self.shards)]
+        backlog, pace = shard.push(producer, batch, elements, tasks, name, lease)
+        return backlog * len(self.shards), pace
 
     def renew(self, producer: str, lease: float) -> bool:
-        """renew.lua: a producer's heartbeat; False once it is no longer open in the run."""
-        keys = [self.keys.producers, self.keys.producer_leases]
-        args = [producer, int(lease * 1000)]
-        return bool(self._call(self._scripts.renew, keys=keys, args=args))
+        """Renew a producer's lease on every shard; False once it is not open on one."""
+        return all([shard.renew(producer, lease) for shard in self.shards])
 
     def leave(self, producer: str, state: bytes, only_if_expired: bool = False) -> bool:
-        """leave.lua: an open producer leaves the run with ``state`` (`CLOSED`, ``aborted:
-        <why>`` or `ABANDONED`); False when it had left already or is not in the run."""
-        keys = [self.keys.producers, self.keys.producer_leases]
-        args = [producer, state, "1" if only_if_expired else "0"]
-        return bool(self._call(self._scripts.leave, keys=keys, args=args))
+        """A producer leaves the run on every shard, the head last (see `finish_run`)."""
+        for shard in self._others():
+            shard.leave(producer, state, only_if_expired)
+        return self.head.leave(producer, state, only_if_expired)
 
     def close(self, producer: str) -> bool:
-        """End a producer's part of the stream: it submitted all it meant to (idempotent)."""
         return self.leave(producer, CLOSED)
 
     def abort(self, producer: str, why: str) -> bool:
-        """End a producer's part of the stream short: its tasks still run, and the run ends
-        incomplete (idempotent)."""
         return self.leave(producer, ABORTED + b": " + why.encode()[:500])
 
     def expire_producers(self) -> list[str]:
-        """Call every open producer whose lease ran out abandoned; returns their ids.
+        """Call each producer whose lease ran out abandoned, shard by shard (the head last,
+        so a run never ends on the head while a shard still waits for the producer)."""
+        gone: set[str] = set()
+        for shard in [*self._others(), self.head]:
+            gone.update(shard.expire_producers())
+        return sorted(gone)
 
-        Not within `OUTAGE_GRACE` seconds of an outage, this caller's or Redis' own (a
-        restart): every lease may have run out while Redis was away, and the producers,
-        alive, are reconnecting as this caller did; they renew within a few seconds."""
-        expired = self._lapsed(self.keys.producer_leases)
-        if not expired or self._recovering():
-            return []
-        return [p for p in expired if self.leave(p, ABANDONED, True)]
+    def finish_run(self, run: int) -> str:
+        """Mark run ``run`` ended once it is over on every shard; returns its state.
 
-    def _lapsed(self, leases: str) -> list[str]:
-        """Who in the zset ``leases`` (id -> expiry, ms) has a lease run out, by Redis' clock."""
-        now = redis_ms(self._call(self.client.time))
-        ids = self._call(self.client.zrangebyscore, leases, "-inf", now)
-        return [raw.decode() for raw in cast(list[bytes], ids)]
-
-    def _outage_just_ended(self) -> bool:
-        """This caller rode out an outage less than `OUTAGE_GRACE` seconds ago."""
-        return time.monotonic() - self._outage.back_at < OUTAGE_GRACE
-
-    def _recovering(self) -> bool:
-        if self._outage_just_ended():
-            return True
-        try:
-            info = cast(dict[str, Any], self._call(self.client.info, "server"))
-        except RedpoolError:  # INFO not allowed (an ACL): the outage check alone
-            return False
-        return int(info.get("uptime_in_seconds", OUTAGE_GRACE)) < OUTAGE_GRACE
+        A producer pushes only to shards it joined, joins the head before any other, and
+        leaves the head after every other. So: when every producer the head knows has left,
+        and then every other shard's part of the run has ended (each drained), the run is
+        over, unless a producer joined the head since the count was taken; the head's own
+        finish checks that count in the same script that ends the run."""
+        if not self.sharded:
+            return self.head.finish_run(run)
+        count, left = self.head.producer_count()
+        if not left or self.head.run_id() != run:
+            return RUNNING
+        states = [shard.finish_run(run) for shard in self._others()]
+        if RUNNING in states:
+            return RUNNING
+        incomplete = any(s != "complete" for s in states)
+        return self.head.finish_run(run, producers=count, incomplete=incomplete)
 
     def backlog(self) -> int:
-        """Tasks waiting to be taken."""
-        return int(self._call(self.client.llen, self.keys.tasks))
+        return sum(shard.backlog() for shard in self.shards)
 
     # -- workers -----------------------------------------------------------------------------
 
-    def take(self, holding: str, count: int, block: float | None, host: str) -> holding_list.Taken:
-        """Up to ``count`` elements of the queue into ``holding`` (see `redpool.holding`);
-        with ``block`` (seconds), wait that long for one when the queue is empty. Fenced on
-        the lease of worker host ``host``: once it ran out, nothing is taken and the result
-        says so (`Taken.leased`), as a reaper may already have emptied the host's lists."""
-        source, many = self.keys.tasks, self._scripts.take
-        lease = holding_list.Lease(host, self._scripts.fence)
-        taken = self._call(
-            holding_list.take, self.client, self.keys, source, holding, count, block, many, lease
-        )
-        return cast(holding_list.Taken, taken)
+    def inflight(self, host: str, index: int) -> list[str]:
+        """The in-flight lists of child ``index`` of worker host ``host``, one per shard."""
+        return [shard.keys.inflight(host, index) for shard in self.shards]
+
+    def take(self, host: str, index: int, count: int, block: float | None) -> holding_list.Taken:
+        """Up to ``count`` tasks for child ``index`` of ``host`` (see `Shard.take`): from its
+        home shard, else from the next that has any; when none has, wait ``block`` seconds on
+        one of them, a different one each time, so a child wakes for work on any shard.
+        `Taken.holding` says which in-flight list holds them."""
+        order = self._rotation(index + zlib.crc32(host.encode()))
+        if len(order) > 1:
+            for shard in order:
+                holding = shard.keys.inflight(host, index)
+                taken = shard.take(holding, count, None, host)
+                if taken.held or not taken.leased:
+                    return replace(taken, holding=holding)
+            self._turn += 1
+            order = self._rotation(index + self._turn)
+            block = None if block is None else block / len(order)
+        shard = order[0]
+        holding = shard.keys.inflight(host, index)
+        return replace(shard.take(holding, count, block, host), holding=holding)
 
     def commit(self, holding: str, taken: holding_list.Taken, held: int, outcome: Outcome) -> int:
-        """A worker child's batch, settled: answers, dead letters and retries, the tasks it
-        did not start back to the head of the queue, the time per task it measured, and the
-        removal of its ``held`` elements from ``holding``, all in one transaction.
-
-        Returns 1 when written, 2 when this very commit had already been written (a reply
-        lost to a dropped connection), 0 when the batch was given back meanwhile (fenced)."""
-        k = self.keys
-
-        def write(pipe: Transaction) -> None:
-            if outcome.results:
-                pipe.rpush(k.results, *outcome.results)
-            if outcome.replied:
-                self._reply(pipe, outcome.replies, outcome.replied)
-            if outcome.dead:
-                pipe.rpush(k.dead, *outcome.dead)
-            if outcome.retries:
-                now = self._now
-                pipe.zadd(k.delayed, {payload: now + delay for delay, payload in outcome.retries})
-                pipe.hincrby(k.stats, Stat.RETRIED, len(outcome.retries))
-            if outcome.back:
-                pipe.lpush(k.tasks, *reversed(outcome.back))
-            if outcome.later:
-                pipe.zadd(
-                    k.delayed, {element: self._now + delay for delay, element in outcome.later}
-                )
-                pipe.hincrby(k.stats, Stat.REQUEUED, _tasks([e for _, e in outcome.later]))
-            if outcome.pace:
-                pipe.hset(k.pace, mapping={n: round(us, 3) for n, us in outcome.pace.items()})
-            if outcome.ok:
-                pipe.hincrby(k.stats, Stat.OK, outcome.ok)
-            if outcome.failed:
-                pipe.hincrby(k.stats, Stat.FAILED, outcome.failed)
-
-        if outcome.retries or outcome.later:
-            self._now = redis_ms(self._call(self.client.time))
-        settle = holding_list.settle
-        fence = self._scripts.holder
-        return int(self._call(settle, self.client, k, holding, taken, held, write, fence))
-
-    def _reply(self, pipe: Transaction, replies: dict[str, list[bytes]], replied: int) -> None:
-        """Answers to callers' tasks into their reply lists, in a commit's or a give-back's
-        transaction, counted as ``replied`` (those of a caller gone meanwhile too: they are
-        not results either)."""
-        k = self.keys
-        for caller, answers in replies.items():
-            pipe.rpush(k.replies(caller), *answers)
-            pipe.pexpire(k.replies(caller), REPLY_TTL * 1000)  # a caller gone: not kept
-        pipe.hincrby(k.stats, Stat.REPLIED, replied)
-
-    def held(self, holding: str) -> list[bytes]:
-        """What a holder holds now."""
-        return cast(list[bytes], self._call(self.client.lrange, holding, 0, -1))
-
-    def cut(self, holding: str, position: int) -> list[bytes] | None:
-        """Hand the tasks of ``holding`` from ``position`` on (counted in tasks) back to the
-        head of the queue, for other processes, while its holder runs a slow task. Under
-        WATCH: if the holder's list changed meanwhile (a reaper took it), nothing moves and
-        None is returned; else the list the holder now holds, which its commit is fenced on.
-        Repeated after a lost reply, it finds the list cut already and says so (the same
-        list), so the child never commits the rest a second time."""
-
-        def move(pipe: Transaction) -> list[bytes] | None:
-            held = cast(list[bytes], pipe.lrange(holding, 0, -1))
-            kept, back = split_at(held, position)
-            pipe.multi()
-            if not held or not kept:
-                return None  # an empty transaction: nothing to cut
-            if not back:  # cut already: this is a retry whose first EXEC went through
-                return kept
-            pipe.delete(holding)
-            pipe.rpush(holding, *kept)
-            pipe.lpush(self.keys.tasks, *reversed(back))
-            return kept
-
-        def transaction() -> list[bytes] | None:
-            return cast(
-                list[bytes] | None,
-                self.client.transaction(
-                    move,  # type: ignore[arg-type]
-                    holding,
-                    value_from_callable=True,
-                ),
-            )
-
-        return cast(list[bytes] | None, self._call(transaction))
-
-    def heartbeat(self, worker: str, lease: float, description: dict[str, Any]) -> int:
-        """heartbeat.lua: renew a worker host's lease; returns the Redis time in ms."""
-        args = [worker, int(lease * 1000), codec.dumps(description)]
-        keys = [self.keys.leases, self.keys.workers]
-        return int(self._call(self._scripts.heartbeat, keys=keys, args=args))
-
-    def forget(self, worker: str, expiry: int = FOREVER) -> bool:
-        """forget.lua: drop a worker host's registration unless it renewed after ``expiry``."""
-        keys = [self.keys.leases, self.keys.workers]
-        return bool(self._call(self._scripts.forget, keys=keys, args=[worker, expiry]))
-
-    def leases(self) -> tuple[int, dict[str, int]]:
-        """(the Redis time in ms, worker host id -> lease expiry in ms) for every registered
-        host, read in one round trip."""
-
-        def read() -> list[Any]:
-            look = self.client.pipeline(transaction=True)
-            look.time()
-            look.zrange(self.keys.leases, 0, -1, withscores=True)
-            return look.execute()
-
-        now, leases = self._call(read)
-        return redis_ms(now), {wid.decode(): int(score) for wid, score in leases}
-
-    def holders(self) -> dict[str, list[str]]:
-        """Worker host id -> its in-flight lists, for every in-flight list there is, found by
-        SCAN: a host's children may hold tasks its description does not name (a host reaped
-        while its supervisor stalled, whose children went on taking)."""
-
-        def scan() -> dict[str, list[str]]:
-            found: dict[str, list[str]] = {}
-            pattern = self.keys.inflight_prefix + "*"
-            for raw in self.client.scan_iter(match=pattern, count=1000, _type="list"):
-                try:
-                    key = cast(bytes, raw).decode()
-                except UnicodeDecodeError:  # not one we named: a stray key, left alone
-                    continue
-                host = key.removeprefix(self.keys.inflight_prefix).rpartition(":")[0]
-                found.setdefault(host, []).append(key)
-            return found
-
-        return cast(dict[str, list[str]], self._call(scan))
-
-    def workers(self) -> dict[str, dict[str, Any]]:
-        """Worker host id -> its self-description, for every host not yet reaped."""
-        raw = cast(dict[bytes, bytes], self._call(self.client.hgetall, self.keys.workers))
-        return state.descriptions(raw.items())
+        return self.shard_of(holding).commit(holding, taken, held, outcome)
 
     def give_back(self, holding: str, sort: Sort) -> Returned:
-        """Empty ``holding``: ``sort`` says what goes back to the head of the queue and what is
-        answered and dead. Runs under WATCH, so when reapers race (or the holder's own commit
-        lands meanwhile), each held task comes back exactly once."""
+        return self.shard_of(holding).give_back(holding, sort)
 
-        def move(pipe: Transaction) -> Returned:
-            held = cast(list[bytes], pipe.lrange(holding, 0, -1))
-            returned = sort(held) if held else Returned()
-            pipe.multi()
-            if not held:
-                return returned  # an empty transaction: nothing to give back
-            pipe.delete(holding, self.keys.held(holding))
-            if returned.back:
-                pipe.lpush(self.keys.tasks, *reversed(returned.back))
-                pipe.hincrby(self.keys.stats, Stat.REQUEUED, _tasks(returned.back))
-            if returned.results:
-                pipe.rpush(self.keys.results, *returned.results)
-                pipe.hincrby(self.keys.stats, Stat.FAILED, _tasks(returned.results))
-            if returned.replies:
-                replied = sum(_tasks(answers) for answers in returned.replies.values())
-                self._reply(pipe, returned.replies, replied)
-                pipe.hincrby(self.keys.stats, Stat.FAILED, replied)
-            if returned.dead:
-                pipe.rpush(self.keys.dead, *returned.dead)
-            return returned
+    def held(self, holding: str) -> list[bytes]:
+        return self.shard_of(holding).held(holding)
 
-        def transaction() -> Returned:
-            # redis-py types the callable as returning None even with value_from_callable=True
-            return cast(
-                Returned,
-                self.client.transaction(
-                    move,  # type: ignore[arg-type]
-                    holding,
-                    value_from_callable=True,
-                ),
-            )
+    def cut(self, holding: str, position: int) -> list[bytes] | None:
+        return self.shard_of(holding).cut(holding, position)
 
-        return cast(Returned, self._call(transaction))
+    def heartbeat(self, worker: str, lease: float, description: dict[str, Any]) -> int:
+        """Renew a worker host's lease on every shard; returns the Redis time (the head's)."""
+        now = self.head.heartbeat(worker, lease, description)
+        for shard in self._others():
+            shard.heartbeat(worker, lease, description)
+        return now
+
+    def forget(self, worker: str, expiry: int | None = None) -> bool:
+        """Drop a worker host's registration on every shard (see `Shard.forget`)."""
+        kwargs = {} if expiry is None else {"expiry": expiry}
+        return any([shard.forget(worker, **kwargs) for shard in self.shards])
 
     def reap(
         self, sort_for: Callable[[str], Sort], sweep: bool = True
     ) -> list[tuple[str, Returned]]:
-        """Give back what every worker host whose lease ran out held, then drop its
-        registration (unless it renewed meanwhile); with ``sweep``, also every in-flight list
-        whose host is not registered at all (an orphan: filled after its host was reaped). A
-        give-back that fails raises before the host is dropped, so its tasks stay where the
-        next reaper looks.
-
-        A sweep finds the lists by SCAN, which walks the whole database: a host sweeps now and
-        then, and otherwise finds a lapsed host's lists by its description (one per child; the
-        take is fenced on the lease, so no child fills a list after its host's lease ran out).
-        The lists are found first and the leases read after: a host registers before its
-        children take anything, so a list whose host is missing from the leases read later
-        belongs to a host that was dropped, never to one still starting."""
-        held = self.holders() if sweep else {}
-        now, leases = self.leases()
-        lapsed = [(wid, expiry) for wid, expiry in leases.items() if expiry <= now]
-        if lapsed and self._outage_just_ended():
-            # just after an outage (ours, or a Redis restart or a full memory) every lease may
-            # have run out while the hosts, alive, were waiting for Redis as we were
-            lapsed = []
-        if not sweep and lapsed:
-            described = self.workers()
-            for wid, _ in lapsed:
-                count = state.processes(described.get(wid, {}))
-                held[wid] = [self.keys.inflight(wid, i) for i in range(count)]
-        reaped = []
-        for wid, holding in held.items():
-            if wid not in leases:
-                reaped.append((wid, self._give_all_back(holding, sort_for(wid))))
-        for wid, expiry in lapsed:
-            returned = self._give_all_back(held.get(wid, []), sort_for(wid))
-            self.forget(wid, expiry)
-            reaped.append((wid, returned))
-        return reaped
-
-    def _give_all_back(self, holding: list[str], sort: Sort) -> Returned:
-        """Each list on its own: one that cannot be given back (a stray key of another type
-        under our prefix, say) is logged and left, and the others still come back."""
-        returned = Returned()
-        for key in holding:
-            try:
-                returned.extend(self.give_back(key, sort))
-            except RedisRefused as exc:
-                logging.getLogger("redpool.workers").error("could not give back %s: %s", key, exc)
-        return returned
+        return [r for shard in self.shards for r in shard.reap(sort_for, sweep)]
 
     def promote(self, limit: int = 500) -> int:
-        """promote.lua: retries whose time has come, to the head of the queue."""
-        keys = [self.keys.delayed, self.keys.tasks]
-        return int(self._call(self._scripts.promote, keys=keys, args=[limit]))
+        return sum(shard.promote(limit) for shard in self.shards)
 
-    # -- callers (redpool.Pool, redpool.Executor) --------------------------------------------
+    def workers(self) -> dict[str, dict[str, Any]]:
+        return self.head.workers()
 
-    def _caller_keys(self, caller: str) -> list[str]:
-        k = self.keys
-        return [k.callers, k.replies(caller), k.replying(caller), k.held(k.replying(caller))]
+    def results_waiting(self) -> int:
+        return sum(shard.results_waiting() for shard in self.shards)
 
-    def call_renew(self, caller: str, lease: float, joining: bool = False) -> bool:
-        """caller.lua: join (``joining``) or renew a caller's lease; False once it was called
-        gone (its lease ran out and a reaper dropped its answers)."""
-        args = ["renew", caller, int(lease * 1000), 1 if joining else 0]
-        return bool(self._call(self._scripts.caller, keys=self._caller_keys(caller), args=args))
+    # -- callers (redpool.Pool, redpool.Executor): each keeps to one shard -------------------
 
-    def call_leave(self, caller: str) -> None:
-        """caller.lua: a caller is done; every answer still waiting for it is dropped."""
-        keys = self._caller_keys(caller)
-        self._call(self._scripts.caller, keys=keys, args=["leave", caller])
-
-    def call_push(self, elements: Sequence[bytes]) -> int:
-        """A caller's tasks onto the queue (each names the caller in ``reply``); returns the
-        queue's length. Not numbered like a producer's batch: a push repeated after a lost
-        reply runs a task twice, and the caller keeps the first answer of each id."""
-        return int(self._call(self.client.rpush, self.keys.tasks, *elements))
+    def caller_shard(self, caller: str) -> Shard:
+        """The shard a caller pushes its tasks to and takes its answers from."""
+        return self.shards[zlib.crc32(caller.encode()) % len(self.shards)]
 
     def live_callers(self) -> list[str]:
-        """Callers not dropped: a caller whose lease ran out is still one until a reaper
-        drops it (`expire_callers`, which waits out an outage first), so a caller that only
-        stalled, and renews, never loses an answer."""
-        live = self._call(self.client.zrange, self.keys.callers, 0, -1)
-        return [c.decode() for c in cast(list[bytes], live)]
-
-    def callers(self) -> dict[str, tuple[float, int]]:
-        """Caller id -> (seconds its lease has left, answers waiting in its reply list)."""
-        now = redis_ms(self._call(self.client.time))
-        leases = self._call(self.client.zrange, self.keys.callers, 0, -1, withscores=True)
-        out: dict[str, tuple[float, int]] = {}
-        for raw, expiry in cast(list[tuple[bytes, float]], leases):
-            caller = raw.decode()
-            waiting = int(self._call(self.client.llen, self.keys.replies(caller)))
-            out[caller] = ((expiry - now) / 1000, waiting)
-        return out
-
-    def call_cancel(self, element: bytes) -> bool:
-        """Take a caller's task element off the queue; False once a worker took it."""
-        return bool(self._call(self.client.lrem, self.keys.tasks, 1, element))
-
-    def take_replies(self, caller: str, count: int, block: float | None) -> holding_list.Taken:
-        """Up to ``count`` answer elements of ``caller``'s reply list into its replying list,
-        as the sink takes results (what it held before comes first)."""
-        k = self.keys
-        return cast(
-            holding_list.Taken,
-            self._call(
-                holding_list.take,
-                self.client,
-                k,
-                k.replies(caller),
-                k.replying(caller),
-                count,
-                block,
-                self._scripts.take,
-            ),
-        )
-
-    def ack_replies(self, caller: str, taken: holding_list.Taken) -> int:
-        """The caller has what it took: forget it (fenced, as the sink's ack)."""
-
-        def write(_pipe: Transaction) -> None:
-            return None
-
-        replying = self.keys.replying(caller)
-        settle = holding_list.settle
-        fence = self._scripts.holder
-        args = (self.client, self.keys, replying, taken, len(taken.held), write, fence)
-        return int(self._call(settle, *args))
+        return [c for shard in self.shards for c in shard.live_callers()]
 
     def expire_callers(self) -> list[str]:
-        """Drop every caller whose lease ran out, with its answers; returns their ids. Not
-        just after an outage (see `expire_producers`)."""
-        lapsed = self._lapsed(self.keys.callers)
-        if not lapsed or self._outage_just_ended():
-            return []
-        gone = []
-        for caller in lapsed:
-            keys = self._caller_keys(caller)
-            if self._call(self._scripts.caller, keys=keys, args=["expire", caller]):
-                gone.append(caller)
-        return gone
+        return [c for shard in self.shards for c in shard.expire_callers()]
+
+    def callers(self) -> dict[str, tuple[float, int]]:
+        return {c: v for shard in self.shards for c, v in shard.callers().items()}
 
     # -- the sink ----------------------------------------------------------------------------
 
     def lease(self, holder: str, seconds: float) -> bool:
-        """lease.lua: take or renew the sink's lease; False while another sink holds it."""
-        return bool(self._lease(holder, int(seconds * 1000)))
+        return self.head.lease(holder, seconds)
 
     def release(self, holder: str) -> None:
-        """Give the sink's lease up, if we hold it."""
-        self._lease(holder, 0)
-
-    def _lease(self, holder: str, ms: int) -> Any:
-        keys = [self.keys.sink]
-        args: list[str | int] = [holder, ms]
-        return self._freeing(
-            lambda: self._scripts.lease(keys=keys, args=args),
-            lambda: self._scripts.lease_oom(keys=keys, args=args),
-        )
+        self.head.release(holder)
 
     def take_results(self, count: int, block: float | None) -> holding_list.Taken:
-        """Up to ``count`` elements of the results list into ``sinking``, as `take` (with
-        drain.lua when Redis is out of memory, and then without blocking)."""
-        k = self.keys
-
-        def native() -> holding_list.Taken:
-            return holding_list.take(
-                self.client, k, k.results, k.sinking, count, block, self._scripts.take
-            )
-
-        def when_full() -> holding_list.Taken:
-            token = secrets.token_hex(8).encode()
-            keys = [k.results, k.sinking, k.held(k.sinking)]
-            held = cast(
-                list[bytes], self._scripts.drain(keys=keys, args=[min(count, MAX_BATCH), token])
-            )
-            if not held and block:
-                time.sleep(block)  # drain.lua cannot block: wait as the take would have
-            return holding_list.Taken(held, token)
-
-        return cast(holding_list.Taken, self._freeing(native, when_full))
+        """Up to ``count`` results of one shard into its ``sinking`` list (see
+        `Shard.take_results`): the shards in turn, so none waits behind another."""
+        self._turn += 1
+        order = self._rotation(self._turn)
+        if len(order) > 1:
+            for shard in order:
+                taken = shard.take_results(count, None)
+                if taken.held:
+                    return replace(taken, holding=shard.keys.sinking)
+            block = None if block is None else block / len(order)
+        shard = order[0]
+        return replace(shard.take_results(count, block), holding=shard.keys.sinking)
 
     def ack(
         self,
@@ -644,115 +378,38 @@ class Pipeline:
         sunk: int,
         mark: tuple[str, int] | None = None,
     ) -> int:
-        """The sink wrote what it took: forget it; count ``counted`` answers to tasks a
-        producer submitted as drained and all ``sunk`` answers as sunk; record ``mark``
-        (output name, bytes written) with it. As `commit`: 1 when acknowledged now, 2 when a
-        try whose reply was lost had done it, 0 when what it took was taken back meanwhile
-        (it goes out again)."""
-
-        def write(pipe: Transaction) -> None:
-            if counted:
-                pipe.hincrby(self.keys.stats, Stat.DRAINED, counted)
-            if sunk:
-                pipe.hincrby(self.keys.stats, Stat.SUNK, sunk)
-            if mark is not None:
-                pipe.hset(self.keys.outputs, mark[0], mark[1])
-
-        k = self.keys
-
-        def native() -> int:
-            held = len(taken.held)
-            return holding_list.settle(
-                self.client, k, k.sinking, taken, held, write, self._scripts.holder
-            )
-
-        def when_full() -> int:
-            keys = [k.sinking, k.held(k.sinking), k.stats, k.outputs]
-            name, size = mark if mark is not None else ("", 0)
-            args: list[bytes | str | int] = [taken.token, len(taken.held), holding_list.DONE_MS]
-            args += [counted, sunk, name, size]
-            return cast(int, self._scripts.ack(keys=keys, args=args))
-
-        return int(self._freeing(native, when_full))
+        return self.shard_of(taken.holding).ack(taken, counted, sunk, mark)
 
     def output_mark(self, name: str) -> int | None:
-        """Bytes of output ``name`` that hold acknowledged results, as last recorded."""
-        mark = self._call(self.client.hget, self.keys.outputs, name)
-        return int(cast(bytes, mark)) if mark is not None else None
+        """Bytes of output ``name`` that hold acknowledged results: the furthest mark of any
+        shard (the sink acks one batch at a time, so every batch before the furthest was
+        acknowledged too)."""
+        marks = [m for m in (shard.output_mark(name) for shard in self.shards) if m is not None]
+        return max(marks) if marks else None
 
     def record_output(self, name: str, mark: int) -> None:
-        """Record where output ``name``'s acknowledged results end, outside an ack (a sink's
-        first use of a file: its size then)."""
-        keys = [self.keys.outputs]
-        self._freeing(
-            lambda: self.client.hset(keys[0], name, mark),
-            lambda: self._scripts.mark(keys=keys, args=[name, mark]),
-        )
+        self.head.record_output(name, mark)
 
-    def results_waiting(self) -> int:
-        """Answers in the results list by the counters: what workers wrote less what the sink
-        took (one small read; the workers' bound)."""
-        fields = [Stat.OK, Stat.FAILED, Stat.SUNK, Stat.REPLIED]
-        ok, failed, sunk, replied = cast(
-            list[bytes | None], self._call(self.client.hmget, self.keys.stats, fields)
-        )
-        written = int(ok or 0) + int(failed or 0) - int(replied or 0)
-        return max(0, written - int(sunk or 0))
-
-    def purge(self) -> int:
-        """Delete every key of the pipeline (found by SCAN, never KEYS); returns how many."""
-
-        def delete() -> int:
-            gone = 0
-            batch: list[bytes] = []
-            for key in self.client.scan_iter(match=self.keys.pattern, count=1000):
-                batch.append(cast(bytes, key))
-                if len(batch) == 500:
-                    gone += int(self.client.unlink(*batch))
-                    batch = []
-            return gone + (int(self.client.unlink(*batch)) if batch else 0)
-
-        return cast(int, self._call(delete))
-
-    # -- status and dead letters -------------------------------------------------------------
+    # -- status, dead letters, purge ---------------------------------------------------------
 
     def exists(self) -> bool:
-        """Any key of this pipeline is in Redis. EXISTS first: it goes to the pipeline's own
-        slot, so a Redis Cluster node that does not serve it says so (MOVED) rather than
-        "no"; then SCAN, for the keys named after a holder."""
-        if self._call(self.client.exists, *self.keys.fixed):
-            return True
-
-        def scan() -> bool:
-            return any(True for _ in self.client.scan_iter(match=self.keys.every, count=1000))
-
-        return bool(self._call(scan))
+        return any(shard.exists() for shard in self.shards)
 
     def snapshot(self, count_tasks: bool = False, every_holder: bool = False) -> state.Snapshot:
-        """snapshot.lua: everything `redpool status` shows, read in one step. Counts list
-        elements, or with ``count_tasks`` the tasks in them (exact for lists of up to
-        `COUNTED` elements, estimated past that).
-
-        In flight counts the lists of registered hosts; with ``every_holder``, also every
-        other in-flight list a SCAN finds just before (orphans a reaper has yet to give back:
-        what "is anything left to run?" must see). Without it, nothing but the script runs."""
-        k = self.keys
-        keys = [k.tasks, k.delayed, k.results, k.dead, k.producers, k.stats, k.leases, k.workers]
-        keys += [k.run, k.producer_leases, k.last_run]
-        if every_holder:
-            keys += sorted(key for lists in self.holders().values() for key in lists)
-        args = [k.inflight_prefix, COUNTED if count_tasks else 0]
-        reply = self._call(self._scripts.snapshot, keys=keys, args=args)
-        return state.from_reply(reply)
+        """Every shard's snapshot, summed (runs, producers and hosts as the head has them)."""
+        parts = [shard.snapshot(count_tasks, every_holder) for shard in self.shards]
+        return state.summed(parts)
 
     def dead_letters(self, limit: int = 20) -> list[dict[str, Any]]:
-        """The oldest ``limit`` dead letters (all when ``limit`` is 0), parsed."""
-        end = limit - 1 if limit else -1
-        raw = cast(list[bytes], self._call(self.client.lrange, self.keys.dead, 0, end))
-        return [deadletters.parse(item) for item in raw]
+        letters: list[dict[str, Any]] = []
+        for shard in self.shards:
+            letters += shard.dead_letters(limit - len(letters) if limit else 0)
+            if limit and len(letters) >= limit:
+                break
+        return letters
 
     def dead_count(self) -> int:
-        return int(self._call(self.client.llen, self.keys.dead))
+        return sum(shard.dead_count() for shard in self.shards)
 
     def retry_dead(
         self, chosen: deadletters.Selection = deadletters.EVERY, lease: float = 30.0
@@ -762,29 +419,54 @@ class Pipeline:
         A re-run is a producer of the run: it joins (starting the next run when the last one
         ended), moves the tasks, and closes, so the run's sink waits for their results and a
         run does not end with re-runs still going."""
-        if not self._call(deadletters.matching, self.client, self.keys, chosen):
+        if not any(shard.has_dead(chosen) for shard in self.shards):
             return deadletters.RetryReport(0, 0)
         producer = f"rerun-{instance_id()}"
         self.join(producer, lease)
         try:
-            report = self._call(deadletters.retry, self.client, self.keys, chosen, producer)
+            reports = [shard.rerun(chosen, producer) for shard in self.shards]
         except BaseException:
             self.abort(producer, "dead retry failed")
             raise
         self.close(producer)
-        return cast(deadletters.RetryReport, report)
+        return deadletters.RetryReport(
+            sum(r.retried for r in reports),
+            sum(r.kept for r in reports),
+            sum(r.submitted for r in reports),
+        )
 
     def purge_dead(self, chosen: deadletters.Selection = deadletters.EVERY) -> int:
-        """Drop the chosen dead letters there are now; returns how many (a letter written in
-        between stays)."""
-        return int(self._call(deadletters.purge, self.client, self.keys, chosen))
+        return sum(shard.purge_dead(chosen) for shard in self.shards)
+
+    def purge(self) -> int:
+        """Delete every key of the pipeline, its record of shards last."""
+        gone = sum(shard.purge() for shard in self.shards)
+        if self.sharded:
+            gone += int(self.head._call(self.head.client.unlink, Keys(self.name).shards))
+        return gone
+
+
+def topology_for(target: RedisTarget) -> Topology:
+    """The API's ``redis=`` argument as a `Topology`: connect (waiting up to the settings'
+    ``wait`` for Redis), or use the client given, and find out whether it is a cluster."""
+    if isinstance(target, redis.cluster.RedisCluster):
+        return topology(target)
+    settings = RedisSettings.of(None if isinstance(target, redis.Redis) else target)
+    client = target if isinstance(target, redis.Redis) else connect(settings)
+    deadline = time.monotonic() + settings.wait
+    delay = 0.05
+    while True:
+        try:
+            return topology(client)
+        except redis.ConnectionError as exc:  # a cluster node down: wait as `connect` does
+            if time.monotonic() + delay > deadline:
+                raise RedisUnavailable(f"Redis at {address(client)}: {exc}") from None
+        except redis.RedisError as exc:
+            raise explain(exc, address(client)) from None
+        time.sleep(delay)
+        delay = min(delay * 2, 1.0)
 
 
 def client_for(target: RedisTarget) -> redis.Redis:
-    """The API's ``redis=`` argument as a client: connect (waiting up to the settings' ``wait``
-    for Redis), or use the client given."""
-    return target if isinstance(target, redis.Redis) else connect(RedisSettings.of(target))
-
-
-def _tasks(elements: list[bytes]) -> int:
-    return sum(tasks_in(raw) for raw in elements)
+    """A client of one Redis (or of a cluster node) for ``target``: what `Catalog` scans."""
+    return topology_for(target).base

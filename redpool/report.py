@@ -124,7 +124,7 @@ def watch_pipelines(catalog: Catalog, interval: float) -> None:
 
 
 def pipelines_text(survey: Survey) -> str:
-    node = " (a Redis Cluster node: only pipelines whose keys it holds)" if survey.cluster else ""
+    node = " (a Redis Cluster: every master)" if survey.cluster else ""
     if not survey.pipelines:
         return f"no pipelines in Redis at {survey.where}{node}"
     estimated = not all(s.exact for s in survey.pipelines.values())

@@ -138,6 +138,38 @@ OPEN = "open"
 CLOSED_STATE = CLOSED.decode()
 
 
+def summed(parts: list[Snapshot]) -> Snapshot:
+    """A sharded pipeline's snapshot: its shards' counts summed; the run, its producers and
+    the worker hosts as the head (the first) has them, with the last run's counters summed."""
+    head = parts[0]
+    if len(parts) == 1:
+        return head
+    stats: dict[str, int] = {}
+    for part in parts:
+        for name, value in part.stats.items():
+            stats[name] = stats.get(name, 0) + value
+    last = head.last_run
+    if last is not None:
+        last = dict(last, stats=dict(last.get("stats") or {}))
+        for part in parts[1:]:
+            for name, value in ((part.last_run or {}).get("stats") or {}).items():
+                last["stats"][name] = last["stats"].get(name, 0) + value
+    return Snapshot(
+        backlog=sum(p.backlog for p in parts),
+        delayed=sum(p.delayed for p in parts),
+        in_flight=sum(p.in_flight for p in parts),
+        results=sum(p.results for p in parts),
+        dead=sum(p.dead for p in parts),
+        stats=stats,
+        workers=head.workers,
+        elements=sum(p.elements for p in parts),
+        exact=all(p.exact for p in parts),
+        run=head.run,
+        producers=head.producers,
+        last_run=last,
+    )
+
+
 def producer_state(raw: bytes) -> tuple[str, str, int]:
     """A producer's value in the producers hash as (state, reason, batches)."""
     if raw.isdigit():

@@ -36,6 +36,11 @@ class SinkSettings:
     """Started when no run is in progress (the last one ended, or none began): wait for the
     next one to start and drain it, rather than return at once."""
 
+    shards: int | None = None
+    """Shards of the pipeline (``--shards``): creates a pipeline of that many when there is
+    none (a sink started before any other role), and is refused when it has another number.
+    None: as many as it has."""
+
     def __post_init__(self) -> None:
         require_range("batch_size", self.batch_size, 1, MAX_BATCH)
         require(self.lease >= 1, "lease", f"must be at least 1 s, not {self.lease:g}")
@@ -93,7 +98,7 @@ class Sink:
         settings: SinkSettings | None = None,
     ) -> None:
         self.settings = settings or SinkSettings()
-        self.pipe = Pipeline.connect(redis, pipeline, log=log)
+        self.pipe = Pipeline.connect(redis, pipeline, log=log, shards=self.settings.shards)
         self.handler = handler or (lambda _result: None)
         self._lines: Callable[[list[bytes]], None] | None = getattr(handler, "write_lines", None)
         """A handler that takes a chunk's lines at once (JSON Lines output) is given them so."""

@@ -9,8 +9,9 @@ from typing import Any
 
 import redis
 
-from redpool.pipeline import Pipeline
+from redpool.keys import Keys
 from redpool.producer import Producer
+from redpool.shard import Shard
 from tests.procs import (
     ROOT,
     Host,
@@ -121,7 +122,7 @@ class Run:
         return results
 
     def workers(self) -> dict[str, dict[str, Any]]:
-        return Pipeline(self.client, PIPELINE).workers()
+        return Shard(self.client, Keys(PIPELINE)).workers()
 
     def holding(self, payload_id: str) -> tuple[str, int] | None:
         """(supervisor id, slot) of the child whose inflight list holds this task, if any."""

@@ -50,7 +50,7 @@ class Child:
         self.settings = settings
         self.pipe = pipe
         self.worker_id = worker_id
-        self.inflight = self.pipe.keys.inflight(worker_id, index)
+        self.index = index
         name = f"{worker_id}:{index}"
         self.name = name
         self.registry = registry
@@ -94,9 +94,7 @@ class Child:
         run, or refused as garbage; not those it gave back unstarted."""
         if self._results_full():
             return 0
-        taken = self.pipe.take(
-            self.inflight, self.batch, self.settings.block_seconds, self.worker_id
-        )
+        taken = self.pipe.take(self.worker_id, self.index, self.batch, self.settings.block_seconds)
         if not taken.leased:
             self._unleased()
             return 0
@@ -129,11 +127,12 @@ class Child:
         every task still ends with one result and no child loops on the batch. Any other
         refusal is the supervisor's to handle; a passing state (a failover) is waited out."""
         try:
-            return self.pipe.commit(self.inflight, taken, held, outcome)
+            return self.pipe.commit(taken.holding, taken, held, outcome)
         except TooLarge as exc:
             reason = f"Redis refused the commit of its answers: {exc}"
             loss = Loss(reason, "RedisRefused", charge=ALL, final=True)
-            returned = self.pipe.give_back(self.inflight, sorter(loss, self.registry, self.name))
+            sort = sorter(loss, self.registry, self.name)
+            returned = self.pipe.give_back(taken.holding, sort)
             log.warning("%d task(s) dead: %s", len(returned.dead), reason)
             return 0
 

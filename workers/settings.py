@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, field
 
 from redpool.envelope import MAX_PAYLOAD
+from redpool.keys import MAX_SHARDS
 from redpool.pipeline import MAX_BATCH
 from redpool.settings import MAX_BLOCK, require, require_range
 
@@ -48,8 +49,17 @@ class WorkerSettings:
     block_seconds: float = 0.5
     """How long an idle child blocks on an empty queue before it looks at its stop flag."""
 
+    shards: int | None = None
+    """Shards of the pipeline (``--shards``): creates a pipeline of that many when there is
+    none, and is refused when it has another number. None: as many as it has."""
+
     def __post_init__(self) -> None:
         require(self.processes >= 1, "processes", f"must be at least 1, not {self.processes}")
+        require(
+            self.shards is None or 1 <= self.shards <= MAX_SHARDS,
+            "shards",
+            f"must be 1..{MAX_SHARDS}, not {self.shards}",
+        )
         require(self.lease >= 0.3, "lease", f"must be at least 0.3 s, not {self.lease:g}")
         require(
             self.task_timeout is None or self.task_timeout > 0,

@@ -21,7 +21,7 @@ from redpool.codec import NotJSON
 from redpool.envelope import split_at
 from redpool.errors import Aborted, RedisRefused, RedpoolError
 from redpool.keys import instance_id
-from redpool.pipeline import Pipeline, Sort
+from redpool.pipeline import Pipeline, Returned, Sort
 from redpool.registry import Registry
 from redpool.settings import RedisSettings
 from redpool.workers.child import child_main
@@ -54,7 +54,9 @@ class Supervisor:
         self.redis = redis
         self.settings = settings
         self.registry = registry
-        self.pipe = Pipeline.connect(redis, pipeline, log=log, abort=self._give_up)
+        self.pipe = Pipeline.connect(
+            redis, pipeline, log=log, abort=self._give_up, shards=settings.shards
+        )
         self.id = instance_id()
         self.slots = SlotTable(settings.processes)
         self.procs: list[BaseProcess | None] = [None] * settings.processes
@@ -302,9 +304,10 @@ class Supervisor:
         or refusing), the tasks stay in the child's list: a new child in that slot finishes
         them, and if none comes, the host stays registered for a reaper (``stranded``)."""
         pipe = self.pipe if patient else self.pipe.impatient()
-        inflight = self.pipe.keys.inflight(self.id, index)
+        returned = Returned()
         try:
-            returned = pipe.give_back(inflight, sorter(loss, self.registry, self.id))
+            for inflight in self.pipe.inflight(self.id, index):
+                returned.extend(pipe.give_back(inflight, sorter(loss, self.registry, self.id)))
         except RedpoolError as exc:
             log.warning("could not give back the tasks of child %d: %s", index, exc)
             self.stranded.add(index)
@@ -346,6 +349,14 @@ class Supervisor:
             ):
                 self._cut(index, proc.pid)
 
+    def _holding(self, index: int) -> tuple[str, list[bytes]]:
+        """The in-flight list child ``index`` holds tasks in (one shard's), and what it holds."""
+        for holding in self.pipe.inflight(self.id, index):
+            held = self.pipe.held(holding)
+            if held:
+                return holding, held
+        return holding, []
+
     def _cut(self, index: int, pid: int) -> None:
         """Cut child ``index``'s batch after the task it is running, and hand the rest back to
         the head of the queue.
@@ -356,7 +367,6 @@ class Supervisor:
         (the cut's state) before it commits the part it ran.
         """
         slot = self.slots.slot(index)
-        holding = self.pipe.keys.inflight(self.id, index)
         if not _pause(pid):
             return
         try:
@@ -364,7 +374,8 @@ class Supervisor:
             if position is None or position + 1 >= slot.total:
                 return  # it moved on, or finished, before it stopped
             try:
-                split_at(self.pipe.held(holding), position + 1)
+                holding, held = self._holding(index)
+                split_at(held, position + 1)
             except (NotJSON, RedpoolError):  # cannot be written in two: let it run through
                 return
             slot.set_cut(position + 1)

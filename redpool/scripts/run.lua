@@ -7,11 +7,20 @@
 -- KEYS[4]  stats hash        redpool:{NAME}:stats
 -- KEYS[5]  last run          redpool:{NAME}:last-run         (JSON summary of the run before)
 -- KEYS[6]  pace hash         redpool:{NAME}:pace
--- ARGV[1]  'join' or 'finish'
--- ARGV[2]  join: the producer id        finish: the run id the sink drained
--- ARGV[3]  join: its lease, in ms       finish: (unused, '')
+-- ARGV[1]  'join', 'follow' or 'finish'
+-- ARGV[2]  join, follow: the producer id   finish: the run id the sink drained
+-- ARGV[3]  join, follow: its lease, in ms  finish: '' or, on a sharded pipeline's head, how
+--          many producers the head had when the sink found every shard drained (a producer
+--          that joined since keeps the run going)
 -- ARGV[4]  how long an ended run's bookkeeping stays, in ms
+-- ARGV[5]  follow: the head's run id        finish: 'incomplete' when another shard's part
+--          of the run ended incomplete, else ''
+-- ARGV[6]  '1' on a sharded pipeline: a run ends by 'finish' only (the sink, which looked at
+--          every shard), never by a join that finds this shard drained
 --
+-- A sharded pipeline's runs are its head's (the first shard): a producer joins the head,
+-- then 'follow's the head's run on every other shard, which starts that run there (or opens
+-- it again, when this shard's part of it had ended) and joins the producer to it.
 -- A producer's state is the number of its last batch while it is open, else 'closed',
 -- 'aborted: <why>' or 'abandoned' (its lease ran out). A run's state is 'running' until
 -- every producer that joined has left and a result of every submitted task was drained;
@@ -56,10 +65,21 @@ local function finish(state)
   redis.call('PEXPIRE', KEYS[6], keep)
 end
 
+local function since_looked()
+  -- a producer joined a sharded head after the sink found every shard drained
+  return ARGV[3] ~= '' and redis.call('HLEN', KEYS[2]) ~= tonumber(ARGV[3])
+end
+
 local id = tonumber(redis.call('HGET', KEYS[1], 'id'))
 local state = redis.call('HGET', KEYS[1], 'state')
-if state == 'running' then
+if state == 'running' and (ARGV[1] == 'finish' or ARGV[6] ~= '1') then
   local ended = outcome()
+  if ended and ARGV[1] == 'finish' and since_looked() then
+    ended = false
+  end
+  if ended and ARGV[1] == 'finish' and ARGV[5] == 'incomplete' then
+    ended = 'incomplete'
+  end
   if ended then  -- drained, and no sink has said so yet
     finish(ended)
     state = ended
@@ -73,8 +93,8 @@ if ARGV[1] == 'finish' then
   return state or 'running'
 end
 
-local started = 0
-if not id or state ~= 'running' then
+local function start(next_id)
+  -- the run before is summed up in last-run, and the counters start at zero
   if id then
     local summary = {id = id, state = state, producers = {}, stats = {}}
     for _, field in ipairs({'started', 'ended'}) do
@@ -97,9 +117,29 @@ if not id or state ~= 'running' then
     end
   end
   redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
-  id = (id or 0) + 1
-  redis.call('HSET', KEYS[1], 'id', id, 'state', 'running', 'started', ms)
+  redis.call('HSET', KEYS[1], 'id', next_id, 'state', 'running', 'started', ms)
   redis.call('PERSIST', KEYS[6])
+end
+
+local started = 0
+if ARGV[1] == 'follow' then
+  local head = tonumber(ARGV[5])
+  if id == head and state ~= 'running' then  -- this shard's part had ended: open it again
+    redis.call('HSET', KEYS[1], 'state', 'running')
+    redis.call('HDEL', KEYS[1], 'ended')
+    for _, i in ipairs({1, 2, 3, 4, 6}) do
+      redis.call('PERSIST', KEYS[i])
+    end
+  elseif not id or id < head then
+    start(head)
+    started = 1
+  elseif id > head then
+    return redis.error_reply('RUNAHEAD shard is at run ' .. id .. ', the head at ' .. head)
+  end
+  id = head
+elseif not id or state ~= 'running' then
+  start((id or 0) + 1)
+  id = (id or 0) + 1
   started = 1
 end
 redis.call('HSETNX', KEYS[2], ARGV[2], 0)

@@ -1,6 +1,5 @@
 """Errors a user cannot act on become one line that says what to do: every command, against a
-real redis-server that wants a password, and a real Redis Cluster node that does not serve
-the pipeline."""
+real redis-server that wants a password (a Redis Cluster's: tests/integration/test_cluster.py)."""
 
 from __future__ import annotations
 
@@ -11,10 +10,8 @@ from typing import Any
 
 import orjson
 import pytest
-import redis
 
 from tests.procs import Host, error_line, redpool, wait_for
-from tests.redis_cluster import RedisCluster
 from tests.redis_server import RedisServer
 
 COMMANDS = [
@@ -106,96 +103,6 @@ def test_the_right_passwords_work(locked: RedisServer) -> None:
             done.stdout
             == f"no pipelines in Redis at redis://***@127.0.0.1:{locked.port}/0\n".encode()
         )
-
-
-def _elsewhere(cluster: RedisCluster) -> tuple[str, RedisServer, RedisServer]:
-    """A pipeline name whose slot the first node does not serve, that node, and the owner."""
-    node = cluster.nodes()[0]
-    for i in range(1000):
-        name = f"p{i}"
-        owner = cluster.master_for_key(f"redpool:{{{name}}}:tasks")
-        if owner.port != node.port:
-            return name, node, owner
-    raise AssertionError("every name hashed to the first node")
-
-
-@pytest.mark.parametrize("redis_cluster", [pytest.param(0, id="no-replicas")], indirect=True)
-def test_a_cluster_node_that_does_not_serve_the_pipeline_names_the_node_that_does(
-    redis_cluster: RedisCluster,
-) -> None:
-    """MOVED: every command names the node to use, and that node works. A listing on a node
-    says it is one node of a cluster. A slot being moved: ASK names the node it moves to,
-    TRYAGAIN says to try again."""
-    name, node, owner = _elsewhere(redis_cluster)
-    url = f"redis://127.0.0.1:{node.port}/0"
-    for command, line in every_command(url, "--pipeline", name):
-        if command == ("status",):
-            continue  # a listing, not this pipeline: below
-        assert line == (
-            f"redpool: error: Redis at {url} is a Redis Cluster node, and pipeline {name!r} "
-            f"keeps its keys on node 127.0.0.1:{owner.port}: point --redis at "
-            f"redis://127.0.0.1:{owner.port}/0 for now (cluster support is planned)"
-        ), command
-    there = f"redis://127.0.0.1:{owner.port}/0"
-    produce = ("produce", "--redis", there, "--pipeline", name, "--task", "echo")
-    produced = redpool(*produce, input=b"1\n")
-    assert produced.returncode == 0, produced.stderr
-    listing = redpool("status", "--redis", there)
-    assert listing.returncode == 0, listing.stderr
-    assert listing.stdout.decode().startswith(
-        f"1 pipeline(s) in Redis at {there} (a Redis Cluster node: only pipelines whose keys "
-        "it holds); counts are tasks\n"
-    )
-
-    # A slot moving away from its owner: keys not there are asked for at the new node (ASK);
-    # while some keys of a command are there and some are not, it says to try again.
-    empty = next(
-        f"q{i}"
-        for i in range(1000)
-        if redis_cluster.master_for_key(f"redpool:{{q{i}}}:tasks").port == owner.port
-    )
-    ids = {v.port: v.id for v in redis_cluster.view(owner)}
-    for moving in (name, empty):
-        slot = redis.crc.key_slot(f"redpool:{{{moving}}}:tasks".encode())
-        owner.client().cluster("SETSLOT", slot, "MIGRATING", ids[node.port])
-    line = error_line(redpool("status", "--redis", there, "--pipeline", name))
-    assert line == (
-        f"redpool: error: Redis at {there} is a Redis Cluster node, and pipeline {name!r} is "
-        "moving its keys to another node (Multiple keys request during rehashing of slot): "
-        "try again once the move is done (cluster support is planned)"
-    )
-    line = error_line(redpool("status", "--redis", there, "--pipeline", empty))
-    assert line == (
-        f"redpool: error: Redis at {there} is a Redis Cluster node, and pipeline {empty!r} is "
-        f"moving its keys to node 127.0.0.1:{node.port}: once the move is done, point --redis "
-        f"at redis://127.0.0.1:{node.port}/0 (cluster support is planned)"
-    )
-
-
-@pytest.mark.parametrize("redis_cluster", [pytest.param(0, id="no-replicas")], indirect=True)
-def test_a_cluster_that_is_down_says_so(redis_cluster: RedisCluster) -> None:
-    """A master gone with no replica to take over: every node refuses keys (CLUSTERDOWN)."""
-    dead, alive = redis_cluster.masters()[:2]
-    dead.kill()
-    client = alive.client()
-
-    def down() -> bool:
-        try:
-            client.exists("redpool:{anything}:tasks")
-        except redis.exceptions.ClusterDownError:
-            return True
-        except redis.exceptions.MovedError:
-            pass
-        return False
-
-    wait_for(down, what="the cluster to notice it is down")
-    url = f"redis://127.0.0.1:{alive.port}/0"
-    line = error_line(redpool("status", "--redis", url, "--pipeline", "anything"))
-    assert line == (
-        f"redpool: error: Redis at {url} is a Redis Cluster node, and it says the cluster is "
-        "down (The cluster is down): try again once every slot is served (cluster support is "
-        "planned)"
-    )
 
 
 def test_status_names_the_pipelines_there_when_asked_for_one_that_is_not(

@@ -10,9 +10,10 @@ import orjson
 import redis
 
 from redpool.answers import ResultEnvelope
-from redpool.pipeline import Pipeline
+from redpool.keys import Keys
 from redpool.producer import Producer
 from redpool.registry import Registry
+from redpool.shard import Shard
 from tests.inproc import REGISTRY, child, sink
 from tests.procs import (
     Host,
@@ -89,7 +90,7 @@ def test_a_rolling_upgrade_gives_a_task_back_for_a_host_that_has_it(
     """A host that lacks a task name (not upgraded yet) gives its tasks back, through the
     delayed set, for a host that has it: none is dead, each has its one result."""
     old = Registry([t for t in REGISTRY if t.name != "power_of_ten"])
-    pipe = Pipeline(real_redis, pipeline)
+    pipe = Shard(real_redis, Keys(pipeline))
     with Producer(real_redis, pipeline) as producer:
         producer.map("power_of_ten", [1, 2, 3])
         ids = [producer.submit("power_of_ten", 4), producer.submit("echo", 5)]
@@ -155,5 +156,5 @@ def test_poison_payloads_are_dead_and_answered_while_the_children_live(
     results = read_results(out)
     assert_exactly_once(results, set(ids))
     assert len(results) == 4 and [r["ok"] for r in results if r["id"] == ids[3]] == [True]
-    assert Pipeline(real_redis, pipeline).dead_count() == 3
+    assert Shard(real_redis, Keys(pipeline)).dead_count() == 3
     assert_nothing_left(real_redis, pipeline)

@@ -303,12 +303,12 @@ def test_a_producer_quiet_for_longer_than_its_lease_stays_open(
 ) -> None:
     """Its thread renews the lease: past the first expiry, on the Redis clock, no reaper
     can call it abandoned, and it still pushes."""
-    from redpool.keys import ABANDONED
-    from redpool.pipeline import Pipeline
+    from redpool.keys import ABANDONED, Keys
     from redpool.producer import Producer, ProducerSettings
+    from redpool.shard import Shard
 
     client = redis_server.client()
-    pipe = Pipeline(client, pipeline)
+    pipe = Shard(client, Keys(pipeline))
     with Producer(client, pipeline, ProducerSettings(lease=3)) as producer:
         key = pipe.keys.producer_leases
         first = float(client.zscore(key, producer.id) or 0)

@@ -9,8 +9,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from redpool import codec
-from redpool.pipeline import Pipeline
+from redpool.keys import Keys
 from redpool.producer import Producer, ProducerSettings
+from redpool.shard import Shard
 from tests.inproc import child, sink
 
 json_values = st.recursive(
@@ -43,7 +44,7 @@ garbage = st.one_of(
 @given(junk=st.lists(garbage, max_size=12), values=st.lists(st.integers(), max_size=20))
 def test_garbage_never_hurts_valid_work(junk: list[bytes], values: list[int]) -> None:
     client = fakeredis.FakeRedis()
-    pipe = Pipeline(client, "prop")
+    pipe = Shard(client, Keys("prop"))
     with Producer(client, "prop", ProducerSettings(batch_size=3)) as p:
         for i, value in enumerate(values):
             if i < len(junk):

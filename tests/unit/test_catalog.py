@@ -14,7 +14,7 @@ from redpool.producer import Producer
 def test_a_pipeline_exists_while_any_of_its_keys_does(
     any_redis: redis.Redis, pipeline: str
 ) -> None:
-    catalog = Catalog(any_redis)
+    catalog = Catalog.connect(any_redis)
     assert pipeline not in catalog.names()
     with pytest.raises(ConfigError, match=f"^no pipeline '{pipeline}' in Redis at redis://"):
         catalog.find(pipeline)
@@ -26,13 +26,13 @@ def test_a_pipeline_exists_while_any_of_its_keys_does(
 def test_the_survey_reads_each_pipeline(any_redis: redis.Redis, pipeline: str) -> None:
     with Producer(any_redis, pipeline) as producer:
         producer.map("echo", range(5))
-    survey = Catalog(any_redis).survey()
+    survey = Catalog.connect(any_redis).survey()
     assert survey.pipelines[pipeline].backlog == 5 and survey.pipelines[pipeline].closed
     assert not survey.cluster
 
 
 def test_names_on_an_empty_redis_and_what_is_not_a_pipeline(fake: redis.Redis) -> None:
-    catalog = Catalog(fake)
+    catalog = Catalog.connect(fake)
     with pytest.raises(ConfigError, match=r"\(no pipelines there\)$"):
         catalog.find("nope")
     fake.set("redpool:plain", b"x")

@@ -18,11 +18,12 @@ from redpool.answers import parse_results
 from redpool.connection import new_client
 from redpool.envelope import MAX_PAYLOAD, parse_unit, split_at, tasks_in
 from redpool.errors import PayloadError
-from redpool.pipeline import Pipeline
+from redpool.keys import Keys
 from redpool.producer import Producer, ProducerSettings
 from redpool.producer.producer import CHUNK_BYTES
 from redpool.registry import Registry
 from redpool.settings import RedisSettings
+from redpool.shard import Shard
 from redpool.workers.execute import Executor
 from redpool.workers.slots import Slot
 from tests.inproc import child, run_until_idle, sink
@@ -34,7 +35,7 @@ def test_a_value_too_big_to_write_is_answered_and_dead(fake: redis.Redis, pipeli
     with Producer(fake, pipeline, ProducerSettings(chunksize=3)) as p:
         p.map("power_of_ten", [1, 5000, 2])
     assert run_until_idle(child(fake, pipeline)) == 3
-    pipe = Pipeline(fake, pipeline)
+    pipe = Shard(fake, Keys(pipeline))
     results = {
         orjson.loads(line)["id"]: orjson.loads(line)
         for raw in cast(list[bytes], fake.lrange(pipe.keys.results, 0, -1))
@@ -51,7 +52,7 @@ def test_big_tasks_make_small_chunks(fake: redis.Redis, pipeline: str) -> None:
     big = "x" * 7000
     with Producer(fake, pipeline, ProducerSettings(chunksize=2500)) as p:
         p.map("echo", [big] * 2500)
-    pipe = Pipeline(fake, pipeline)
+    pipe = Shard(fake, Keys(pipeline))
     elements = cast(list[bytes], fake.lrange(pipe.keys.tasks, 0, -1))
     assert len(elements) > 1 and max(map(len, elements)) <= CHUNK_BYTES
     assert sum(tasks_in(e) for e in elements) == 2500
@@ -71,7 +72,7 @@ def test_a_cut_repeated_after_a_lost_reply_finds_it_done(
     list), not "could not cut", or the child would send the rest back a second time."""
     with Producer(any_redis, pipeline, ProducerSettings(chunksize=10)) as p:
         p.map("echo", range(10))
-    pipe = Pipeline(any_redis, pipeline)
+    pipe = Shard(any_redis, Keys(pipeline))
     holding = pipe.keys.inflight("w", 0)
     pipe.heartbeat("w", 60, {"processes": 1})
     pipe.take(holding, 1, block=None, host="w")
@@ -126,7 +127,7 @@ def test_a_lost_reply_to_a_blocking_take_moves_nothing_twice(
     reply is lost."""
     client = new_client(RedisSettings.of(redis_server.url))
     other = redis_server.client()
-    pipe = Pipeline(client, pipeline)
+    pipe = Shard(client, Keys(pipeline))
     send, parse = client.execute_command, client.parse_response
     pushed: list[bytes] = []
 

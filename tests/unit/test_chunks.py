@@ -8,8 +8,9 @@ from typing import Any
 import orjson
 import redis
 
-from redpool.pipeline import Pipeline
+from redpool.keys import Keys
 from redpool.producer import Producer, ProducerSettings
+from redpool.shard import Shard
 from tests.inproc import child, run_until_idle, sink
 
 
@@ -41,7 +42,7 @@ def test_single_tasks_runs_and_listed_chunks_share_one_queue(
     assert sorted(line["value"] for line in seen.values()) == sorted(
         [0, 2, 4] + [i + 1 for i in range(10)] + [i + 2 for i in range(10)]
     )
-    state = Pipeline(any_redis, pipeline).snapshot()
+    state = Shard(any_redis, Keys(pipeline)).snapshot()
     assert state.submitted == 23 and state.stats["ok"] == 23
 
 
@@ -50,7 +51,7 @@ def test_bad_chunks_are_dead_with_a_reason_and_good_work_runs(
 ) -> None:
     """Each bad chunk is dead-lettered with a reason a person can act on; a bad task inside
     a chunk is dead alone; everything with an id is answered; good work still runs."""
-    pipe = Pipeline(any_redis, pipeline)
+    pipe = Shard(any_redis, Keys(pipeline))
     huge = b",".join([b"[0]"] * 1_000_000)
     any_redis.rpush(
         pipe.keys.tasks,

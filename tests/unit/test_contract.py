@@ -13,9 +13,10 @@ from redpool.deadletters import Selection
 from redpool.envelope import encode_task
 from redpool.errors import SettingError, StreamClosed
 from redpool.holding import Taken
-from redpool.keys import Stat
+from redpool.keys import Keys, Stat
 from redpool.pipeline import MAX_BATCH, Pipeline
 from redpool.producer import Producer, ProducerSettings
+from redpool.shard import Shard
 from redpool.workers.giveback import ALL, Loss, sorter
 from tests.inproc import REGISTRY, child, run_until_idle, sink
 from tests.procs import wait_for
@@ -23,7 +24,7 @@ from tests.procs import wait_for
 
 def test_push_is_exactly_once_per_batch_number(any_redis: redis.Redis, pipeline: str) -> None:
     """A push retried after a lost reply does not enqueue twice."""
-    pipe = Pipeline(any_redis, pipeline)
+    pipe = Shard(any_redis, Keys(pipeline))
     pipe.join("p1", 30)
     assert pipe.push("p1", 1, [b"a", b"b"], 2, "t", 30) == (2, None)
     assert pipe.push("p1", 1, [b"a", b"b"], 2, "t", 30) == (2, None)
@@ -38,13 +39,13 @@ def test_closed_producer_cannot_push(any_redis: redis.Redis, pipeline: str) -> N
     with pytest.raises(StreamClosed):
         p.submit("echo", 2)
     with pytest.raises(StreamClosed):  # the script refuses too, not only this object
-        Pipeline(any_redis, pipeline).push(p.id, 99, [b"x"], 1, "echo", 30)
+        Shard(any_redis, Keys(pipeline)).push(p.id, 99, [b"x"], 1, "echo", 30)
 
 
 def test_stream_closes_only_when_every_producer_closed(
     any_redis: redis.Redis, pipeline: str
 ) -> None:
-    pipe = Pipeline(any_redis, pipeline)
+    pipe = Shard(any_redis, Keys(pipeline))
     assert not pipe.snapshot().closed  # nobody joined yet
     a, b = Producer(any_redis, pipeline), Producer(any_redis, pipeline)
     a.close()
@@ -65,7 +66,7 @@ def test_end_to_end_in_process(any_redis: redis.Redis, pipeline: str) -> None:
     ids = [r["id"] for r in seen]
     assert len(ids) == len(set(ids)) == 101
     assert sorted(r["value"] for r in seen if r["task"] == "echo") == list(range(100))
-    state = Pipeline(any_redis, pipeline).snapshot()
+    state = Shard(any_redis, Keys(pipeline)).snapshot()
     assert state.idle and state.results == 0 and state.drained == state.submitted == 101
 
 
@@ -73,7 +74,7 @@ def test_take_returns_what_is_held_before_taking_more(
     any_redis: redis.Redis, pipeline: str
 ) -> None:
     """A take whose reply was lost is repeated: the holder gets the same items back."""
-    pipe = Pipeline(any_redis, pipeline)
+    pipe = Shard(any_redis, Keys(pipeline))
     pipe.join("p", 30)
     pipe.push("p", 1, [b"1", b"2", b"3"], 3, "t", 30)
     holding = pipe.keys.inflight("w", 0)
@@ -89,17 +90,18 @@ def test_commit_is_fenced_after_a_reaper_gave_the_batch_back(
 ) -> None:
     """A child presumed dead that finishes anyway: its results are dropped, the task runs
     again elsewhere, and the sink still sees exactly one result."""
-    pipe = Pipeline(any_redis, pipeline)
+    pipe = Shard(any_redis, Keys(pipeline))
     with Producer(any_redis, pipeline) as p:
         p.submit("echo", "once")
     slow = child(any_redis, pipeline, worker="slow")
-    taken = pipe.take(slow.inflight, 10, block=None, host="slow")
+    held_by_slow = Keys(pipeline).inflight(slow.worker_id, slow.index)
+    taken = pipe.take(held_by_slow, 10, block=None, host="slow")
     assert len(taken.held) == 1
     sort = sorter(Loss("lease ran out", charge=ALL), REGISTRY, "reaper")
-    assert pipe.give_back(slow.inflight, sort).back != []
-    assert pipe.give_back(slow.inflight, sort).back == []  # a second reaper finds nothing
+    assert pipe.give_back(held_by_slow, sort).back != []
+    assert pipe.give_back(held_by_slow, sort).back == []  # a second reaper finds nothing
     outcome = slow.executor.run_batch(taken.held)
-    assert pipe.commit(slow.inflight, taken, 1, outcome) == 0
+    assert pipe.commit(held_by_slow, taken, 1, outcome) == 0
     fast = child(any_redis, pipeline, worker="fast")
     assert fast.tick() == 1
     results = any_redis.lrange(pipe.keys.results, 0, -1)
@@ -112,21 +114,22 @@ def test_a_repeated_commit_writes_once_and_says_it_had_gone_through(
 ) -> None:
     """A commit whose reply was lost is sent again: nothing is written twice, and the holder
     learns that it went through (2), not that its batch was taken away (0)."""
-    pipe = Pipeline(any_redis, pipeline)
+    pipe = Shard(any_redis, Keys(pipeline))
     with Producer(any_redis, pipeline) as p:
         p.submit("echo", 1)
     c = child(any_redis, pipeline)
-    taken = pipe.take(c.inflight, 10, block=None, host="w1")
+    held_by_c = Keys(pipeline).inflight(c.worker_id, c.index)
+    taken = pipe.take(held_by_c, 10, block=None, host="w1")
     outcome = c.executor.run_batch(taken.held)
-    assert pipe.commit(c.inflight, taken, 1, outcome) == 1
-    assert pipe.commit(c.inflight, taken, 1, outcome) == 2
+    assert pipe.commit(held_by_c, taken, 1, outcome) == 1
+    assert pipe.commit(held_by_c, taken, 1, outcome) == 2
     other = Taken(taken.held, b"another")
-    assert pipe.commit(c.inflight, other, 1, outcome) == 0
+    assert pipe.commit(held_by_c, other, 1, outcome) == 0
     assert any_redis.llen(pipe.keys.results) == 1
 
 
 def test_ack_twice_counts_once(any_redis: redis.Redis, pipeline: str) -> None:
-    pipe = Pipeline(any_redis, pipeline)
+    pipe = Shard(any_redis, Keys(pipeline))
     any_redis.rpush(pipe.keys.results, b"r1", b"r2")
     taken = pipe.take_results(10, block=None)
     assert pipe.ack(taken, 2, 2) == 1 and pipe.ack(taken, 2, 2) == 2  # the second: a lost reply
@@ -136,7 +139,7 @@ def test_ack_twice_counts_once(any_redis: redis.Redis, pipeline: str) -> None:
 def test_give_back_charges_only_the_running_task_and_kills_a_poison_one(
     any_redis: redis.Redis, pipeline: str
 ) -> None:
-    pipe = Pipeline(any_redis, pipeline)
+    pipe = Shard(any_redis, Keys(pipeline))
     inflight = pipe.keys.inflight("w", 0)
     a = encode_task("a", "echo", [1], {}, "p")
     b = orjson.dumps({"id": "b", "task": "echo", "args": [2], "producer": "p", "attempts": 2})
@@ -153,7 +156,7 @@ def test_give_back_charges_only_the_running_task_and_kills_a_poison_one(
 
 
 def test_due_retries_are_promoted(any_redis: redis.Redis, pipeline: str) -> None:
-    pipe = Pipeline(any_redis, pipeline)
+    pipe = Shard(any_redis, Keys(pipeline))
     holding = pipe.keys.inflight("w", 0)
     pipe.heartbeat("w", 60, {"processes": 1})
     pipe.join("p", 30)
@@ -173,7 +176,7 @@ def test_garbage_and_strays_do_not_end_the_stream_early(
     """Payloads pushed by hand get dead-lettered or answered, and their results drained,
     while the sink still waits for every submitted task: here two answered strays outnumber
     the one submitted task that has not run yet."""
-    pipe = Pipeline(any_redis, pipeline)
+    pipe = Shard(any_redis, Keys(pipeline))
     strays = [orjson.dumps({"id": f"stray-{i}", "task": "echo", "args": [i]}) for i in (1, 2)]
     any_redis.rpush(pipe.keys.tasks, b"garbage", *strays)
     with Producer(any_redis, pipeline) as p:
@@ -229,7 +232,7 @@ def test_a_snapshot_counts_every_registered_hosts_tasks_in_flight(
 ) -> None:
     """In-flight lists are named from the workers hash and read in the same step as the
     queue, so `--exit-when-done` never sees a pipeline idle while a task is held."""
-    pipe = Pipeline(any_redis, pipeline)
+    pipe = Shard(any_redis, Keys(pipeline))
     pipe.heartbeat("h1", 10, {"processes": 2})
     pipe.heartbeat("h2", 10, {"processes": "garbage"})
     pipe.join("p", 30)
@@ -311,7 +314,7 @@ def test_a_producer_that_fails_aborts_its_part_and_the_run_ends_incomplete(
     with pytest.raises(RuntimeError), Producer(any_redis, pipeline) as p:
         p.map("echo", [1, 2])
         raise RuntimeError("input went away")
-    (producer,) = Pipeline(any_redis, pipeline).snapshot().producers
+    (producer,) = Shard(any_redis, Keys(pipeline)).snapshot().producers
     assert (producer.state, producer.reason) == ("aborted", "RuntimeError: input went away")
     assert run_until_idle(child(any_redis, pipeline)) == 2
     summary = sink(any_redis, pipeline).run()
@@ -325,7 +328,7 @@ def test_a_callers_answers_go_to_its_reply_list_and_go_with_it(
     """A task naming ``reply`` is answered in that caller's reply list, not ``results``; the
     caller takes and acknowledges it as the sink does; the workers' results bound leaves it
     out; a caller whose lease ran out is dropped with its answers."""
-    pipe = Pipeline(any_redis, pipeline)
+    pipe = Shard(any_redis, Keys(pipeline))
     assert pipe.call_renew("c1", 30, joining=True)
     single = orjson.dumps({"id": "c1-1", "task": "add", "args": [2, 3], "reply": "c1"})
     chunk = orjson.dumps(
@@ -360,7 +363,7 @@ def test_a_caller_that_stalled_loses_nothing_and_its_rejected_tasks_answer_it(
     """A caller whose lease lapsed but that no reaper dropped yet (it stalled, or Redis was
     away) still gets its answers; and an element of its that cannot be read is answered in
     its reply list, not in results (where it would never see it and wait for ever)."""
-    pipe = Pipeline(any_redis, pipeline)
+    pipe = Shard(any_redis, Keys(pipeline))
     assert pipe.call_renew("c3", 0.001, joining=True)
 
     def lapsed() -> bool:

@@ -43,7 +43,7 @@ def test_only_the_contract_builds_script_arguments() -> None:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Call) and "keys" in {k.arg for k in node.keywords}:
                 callers.append(f"{path.relative_to(ROOT)}:{node.lineno}")
-    talking = ("redpool/pipeline.py:", "redpool/holding.py:")
+    talking = ("redpool/shard.py:", "redpool/holding.py:")
     assert callers and all(c.startswith(talking) for c in callers), callers
     assert len(modules()) > 30  # the roles' modules are among those read
 

@@ -15,13 +15,15 @@ import pytest
 import redis
 
 from redpool.envelope import encode_task, parse_task
-from redpool.pipeline import Pipeline, Sort
+from redpool.keys import Keys
+from redpool.pipeline import Sort
+from redpool.shard import Shard
 from redpool.workers.giveback import ALL, Loss, sorter
 from tests.inproc import REGISTRY
 from tests.procs import wait_for
 
 
-def _queue(pipe: Pipeline, n: int) -> list[bytes]:
+def _queue(pipe: Shard, n: int) -> list[bytes]:
     tasks = [encode_task(f"t-{i}", "echo", [i], {}, None) for i in range(n)]
     pipe.client.rpush(pipe.keys.tasks, *tasks)
     return tasks
@@ -32,7 +34,7 @@ def test_a_host_without_a_lease_takes_nothing(
     any_redis: redis.Redis, pipeline: str, count: int
 ) -> None:
     """Reaped (no lease): the take is undone in the same step, the queue keeps its order."""
-    pipe = Pipeline(any_redis, pipeline)
+    pipe = Shard(any_redis, Keys(pipeline))
     tasks = _queue(pipe, 50)
     holding = pipe.keys.inflight("reaped", 0)
     taken = pipe.take(holding, count, block=None, host="reaped")
@@ -46,7 +48,7 @@ def test_a_host_without_a_lease_takes_nothing(
 
 def test_a_lease_that_ran_out_fences_the_take(any_redis: redis.Redis, pipeline: str) -> None:
     """Registered still, but past its expiry (not yet reaped): no take either."""
-    pipe = Pipeline(any_redis, pipeline)
+    pipe = Shard(any_redis, Keys(pipeline))
     tasks = _queue(pipe, 3)
     pipe.heartbeat("late", 0, {"processes": 1})  # expires at once
     taken = pipe.take(pipe.keys.inflight("late", 0), 3, block=None, host="late")
@@ -57,7 +59,7 @@ def test_an_element_a_blocked_take_brings_after_the_lease_ran_out_goes_back(
     real_redis: redis.Redis, pipeline: str
 ) -> None:
     """BLMOVE waits on an empty queue while the lease runs out; what it then moves goes back."""
-    pipe = Pipeline(real_redis, pipeline)
+    pipe = Shard(real_redis, Keys(pipeline))
     now = pipe.heartbeat("h", 0.3, {"processes": 1})
     expiry = now + 300
     task = encode_task("t-1", "echo", [1], {}, None)
@@ -79,7 +81,7 @@ def test_an_element_a_blocked_take_brings_after_the_lease_ran_out_goes_back(
 def test_a_reaper_gives_back_an_orphan_list(any_redis: redis.Redis, pipeline: str) -> None:
     """An in-flight list whose host is not registered is found by SCAN and given back,
     charged as a dead host's; a live host's list is left alone."""
-    pipe = Pipeline(any_redis, pipeline)
+    pipe = Shard(any_redis, Keys(pipeline))
     orphan, live = pipe.keys.inflight("gone", 3), pipe.keys.inflight("alive", 0)
     any_redis.rpush(orphan, encode_task("o-1", "echo", [1], {}, None))
     pipe.heartbeat("alive", 60, {"processes": 1})
@@ -108,7 +110,7 @@ def test_stray_keys_under_the_in_flight_prefix_neither_count_nor_stop_a_reaper(
     """A string and a list whose name is not UTF-8 where in-flight lists live (a mistake, a
     tool's key): a sweep skips them, status counts around them, and the orphan beside them
     still comes back. Before, the first one made every reaper, and so every host, fail."""
-    pipe = Pipeline(any_redis, pipeline)
+    pipe = Shard(any_redis, Keys(pipeline))
     prefix = pipe.keys.inflight_prefix
     any_redis.set(prefix + "junk:0", b"not a list")
     any_redis.rpush(prefix.encode() + b"\xff\xfe:0", b"x")
@@ -124,7 +126,7 @@ def test_no_host_is_reaped_just_after_the_reapers_own_outage(
 ) -> None:
     """Redis away (or full) for longer than a lease: every lease ran out while the hosts,
     alive, waited as this reaper did. It lets them renew first."""
-    pipe = Pipeline(any_redis, pipeline)
+    pipe = Shard(any_redis, Keys(pipeline))
     pipe.heartbeat("other", 0.001, {"processes": 1})
 
     def lapsed() -> bool:

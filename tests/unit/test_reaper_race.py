@@ -9,13 +9,14 @@ from typing import cast
 import redis
 
 from redpool.envelope import encode_task, parse_task
-from redpool.pipeline import Pipeline
+from redpool.keys import Keys
+from redpool.shard import Shard
 from redpool.workers.giveback import ALL, Loss, sorter
 from tests.inproc import REGISTRY
 
 
 def test_racing_reapers_return_each_task_once(real_redis: redis.Redis, pipeline: str) -> None:
-    pipe = Pipeline(real_redis, pipeline)
+    pipe = Shard(real_redis, Keys(pipeline))
     inflight = [pipe.keys.inflight("ghost", slot) for slot in range(4)]
     for slot, key in enumerate(inflight):
         real_redis.rpush(
@@ -25,7 +26,7 @@ def test_racing_reapers_return_each_task_once(real_redis: redis.Redis, pipeline:
     start = threading.Barrier(8)
 
     def reap() -> None:
-        mine = Pipeline(redis.Redis(connection_pool=real_redis.connection_pool), pipeline)
+        mine = Shard(redis.Redis(connection_pool=real_redis.connection_pool), Keys(pipeline))
         start.wait()
         for key in inflight:
             mine.give_back(key, sort)

@@ -64,7 +64,7 @@ def test_a_mark_is_its_files_own(tmp_path: Path) -> None:
     assert first.drain_once(block=False) == 2  # 2 results in A's file, acknowledged
     output(first).stream.close()
     path.rename(host_a)  # A's file stays on host A
-    client.delete(first.pipe.keys.sink)  # A's lease ran out
+    client.delete(first.pipe.head.keys.sink)  # A's lease ran out
     file_sink(client, path).run()  # B, on host B, at the same path: the other 4
     path.rename(host_b)
     host_a.rename(path)  # host A again
@@ -108,7 +108,7 @@ def test_a_sink_whose_batch_was_taken_over_cuts_its_copy_and_stops(tmp_path: Pat
 
     def take_over() -> None:  # what happens while A is paused, after it wrote
         output(stalled).flush()
-        client.delete(stalled.pipe.keys.sink)
+        client.delete(stalled.pipe.head.keys.sink)
         assert standby.claim() and standby.drain_once(block=False)
 
     stalled.flush = take_over
