@@ -217,11 +217,13 @@ def _elsewhere(exc: redis.exceptions.AskError, where: str, pipeline: str | None)
     if isinstance(exc, redis.exceptions.MovedError):
         return (
             f"Redis at {where} is a Redis Cluster node, and {whose} keeps its keys on node "
-            f"{node}: point --redis at {there} for now"
+            f"{node}: allow the user in the URL INFO (redpool finds the cluster's nodes "
+            f"through it), or point --redis at {there}"
         )
     return (
         f"Redis at {where} is a Redis Cluster node, and {whose} is moving its keys to node "
-        f"{node}: once the move is done, point --redis at {there}"
+        f"{node}: allow the user in the URL INFO (redpool finds the cluster's nodes through "
+        f"it), or once the move is done, point --redis at {there}"
     )
 
 

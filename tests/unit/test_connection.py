@@ -44,11 +44,11 @@ def test_a_cluster_redirect_names_the_node_and_the_pipeline() -> None:
     assert isinstance(moved, ConfigError)
     assert str(moved) == (
         f"Redis at {WHERE} is a Redis Cluster node, and pipeline 'logs' keeps its keys on node "
-        "10.0.0.6:7001: point --redis at redis://***@10.0.0.6:7001/0 for now (cluster support "
-        "is planned)"
+        "10.0.0.6:7001: allow the user in the URL INFO (redpool finds the cluster's nodes "
+        "through it), or point --redis at redis://***@10.0.0.6:7001/0"
     )
     asked = explain(rx.AskError("15495 10.0.0.6:7001", status_code="ASK"), WHERE, "logs")
-    assert "is moving its keys to node 10.0.0.6:7001: once the move is done" in str(asked)
+    assert "is moving its keys to node 10.0.0.6:7001: allow the user" in str(asked)
 
 
 def test_other_replies_keep_what_redis_said() -> None:
