@@ -10,16 +10,21 @@ run.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import orjson
 import pytest
+import redis
 
 from examples import factor, jobs_runner
+from redpool.embedded import free_port
 from tests.json_receiver import Receiver
 from tests.procs import ROOT, env, read_results
 from tests.redis_server import RedisServer
@@ -165,3 +170,46 @@ def test_the_recipes(server: RedisServer, home: Path, recipe: str) -> None:
     else:
         expected = [{"input": n, "value": factor.factorise(n)} for n in range(2, 1002)]
         assert receiver.bodies == expected
+
+
+def _cluster_ports() -> list[int]:
+    """Three ports free, each with its cluster bus port (+10000) free too."""
+    ports: list[int] = []
+    while len(ports) < 3:
+        port = free_port()
+        if port + 10000 < 65536 and port not in ports and _free(port + 10000):
+            ports.append(port)
+    return ports
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def test_the_scaling_out_block(home: Path, tmp_path: Path) -> None:
+    """The local cluster of the README: three masters formed with redis-cli, a pipeline of
+    six shards through one node's URL, every number factorised once; the servers it starts
+    are shut down by the block itself (and here, if it fails)."""
+    (block,) = [b for b in blocks("sh") if "--cluster-enabled yes" in b]
+    ports = _cluster_ports()
+    script = block.replace("/tmp/redpool-cluster", str(tmp_path / "cluster"))
+    for old, new in zip((7001, 7002, 7003), ports, strict=True):
+        script = script.replace(str(old), str(new))
+    try:
+        done = bash(script, home)
+        assert done.returncode == 0, done.stderr
+        assert "[OK] All 16384 slots covered." in done.stdout
+        results = read_results(home / "factors.jsonl")
+        expected = sorted(factor.factorise(n) for n in range(1, 20001))
+        assert sorted(r["value"] for r in results) == expected
+        (numbers,) = re.findall(r"\[[\d,]+\]$", done.stdout, re.M)  # after redis-cli's colours
+        assert len(orjson.loads(numbers)) == 6, done.stdout
+    finally:
+        for port in ports:
+            with contextlib.suppress(redis.RedisError):
+                redis.Redis(port=port, socket_timeout=2).shutdown(nosave=True)
