@@ -87,7 +87,12 @@ class ClusterTopology(Topology):
         self.nodes = nodes
 
     def client(self, tag: str) -> redis.Redis:
-        node = self.nodes.nodes_manager.get_node_from_slot(slot_of(tag))
+        try:
+            node = self.nodes.nodes_manager.get_node_from_slot(slot_of(tag))
+        except redis.exceptions.RedisClusterException:
+            # no node serves the slot now: any node, whose answer (CLUSTERDOWN, MOVED) makes
+            # the first call an outage that `reroute` ends
+            return redis.Redis(connection_pool=self.base.connection_pool)
         return redis.Redis(connection_pool=self._pool(node))
 
     def reroute(self, client: redis.Redis, tag: str) -> None:

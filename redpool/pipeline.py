@@ -262,7 +262,9 @@ class Pipeline:
         count, left = self.head.producer_count()
         if not left or self.head.run_id() != run:
             return RUNNING
-        states = [shard.finish_run(run) for shard in self._others()]
+        # A shard at another run holds nothing of this one (a producer that died between
+        # joining the head and following it there): its part is empty, and over.
+        states = [s.finish_run(run) for s in self._others() if s.run_id() == run]
         if RUNNING in states:
             return RUNNING
         incomplete = any(s != "complete" for s in states)

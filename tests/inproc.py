@@ -34,7 +34,7 @@ def child(
     options = WorkerSettings(**{"processes": 1, "block_seconds": 0.01, **settings})
     if batch:
         options = dataclasses.replace(options, first_batch=batch, max_batch=batch)
-    pipe = Pipeline(client, pipeline)
+    pipe = Pipeline.connect(client, pipeline, writes=False)  # its shards, as Redis records them
     pipe.heartbeat(worker, 3600, {"processes": index + 1})  # as its supervisor does first
     return Child(pipe, options, registry, worker, index, Slot())
 
