@@ -64,6 +64,14 @@ def test_twenty_thousand_tasks_over_six_shards_on_three_masters(
         Host(url, pipeline, "--exit-when-done", "--shards", str(SHARDS), log=tmp_path / f"w{i}.log")
         for i in range(2)
     ]
+    with redis_cluster.client() as cluster:
+
+        def registered() -> int:
+            raw = cluster.get(Keys(pipeline).shards)
+            head = orjson.loads(raw)[0] if raw else None
+            return int(cluster.hlen(Keys(pipeline, head).workers)) if raw else 0
+
+        wait_for(lambda: registered() == 2, what="both hosts to register on the head")
     with Producer(url, pipeline, ProducerSettings(shards=SHARDS, chunksize=50)) as producer:
         producer.map("echo", range(N))
         ids = {f"{producer.id}-{i}" for i in range(1, N + 1)}
