@@ -101,6 +101,13 @@ class Pool(SentinelConnectionPool):
         self.shown: str = kwargs.pop("shown")
         super().__init__(service_name, sentinel_manager, **kwargs)  # type: ignore[no-untyped-call]
 
+    def disconnect(self, inuse_connections: bool = True) -> None:
+        """Also the connections to the sentinels, which redis-py leaves open when the client
+        closes; each reconnects when next asked (a failover calls this too)."""
+        super().disconnect(inuse_connections)
+        for sentinel in self.sentinel_manager.sentinels:
+            sentinel.connection_pool.disconnect(inuse_connections)
+
     def where(self) -> str:
         """The URL, masked, and the primary this pool last found (when it has found one)."""
         found = self.master_address

@@ -4,6 +4,7 @@ runs through a ``redis+sentinel://`` URL, says in one line when it finds no prim
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,13 +36,21 @@ def sentinels(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisSentine
         yield deployment
 
 
+@pytest.fixture
+def opened() -> Iterator[contextlib.ExitStack]:
+    """The clients a test opens, closed when it ends (an unclosed socket is a warning, and
+    warnings are errors)."""
+    with contextlib.ExitStack() as stack:
+        yield stack
+
+
 def sentinel_url(deployment: RedisSentinel, query: str = "", service: str = "redpool") -> str:
     hosts = ",".join(f"{h}:{p}" for h, p in deployment.sentinel_addresses)
     return f"redis+sentinel://{hosts}/{service}{query}"
 
 
 def test_a_run_through_a_sentinel_url(
-    sentinels: RedisSentinel, pipeline: str, tmp_path: Path
+    sentinels: RedisSentinel, pipeline: str, tmp_path: Path, opened: contextlib.ExitStack
 ) -> None:
     """Producer, a worker host and the sink find the primary through the sentinels: every task
     has exactly one result, and nothing is left."""
@@ -59,7 +68,7 @@ def test_a_run_through_a_sentinel_url(
     results = read_results(out)
     producer = results[0]["producer"]
     assert_exactly_once(results, {f"{producer}-{i}" for i in range(1, N + 1)})
-    assert_nothing_left(sentinels.primary.client(), pipeline)
+    assert_nothing_left(opened.enter_context(sentinels.primary.client()), pipeline)
 
 
 def test_an_unknown_service_is_one_line_after_the_wait(sentinels: RedisSentinel) -> None:
@@ -95,15 +104,15 @@ def _waits(client: redis.Redis) -> int:
 
 
 def test_each_write_waits_for_the_replica_and_reads_do_not(
-    sentinels: RedisSentinel,
+    sentinels: RedisSentinel, opened: contextlib.ExitStack
 ) -> None:
     """With ?replicas=1 a call that writes returns once the replica has its write: read back
     from the replica at once, it is there; a read pays no WAIT."""
-    client = connect(RedisSettings(sentinel_url(sentinels, "?replicas=1")))
+    client = opened.enter_context(connect(RedisSettings(sentinel_url(sentinels, "?replicas=1"))))
     outage = Outage(logging.getLogger("test"), client=client, sync_key=SYNC_KEY)
-    primary = sentinels.primary.client()
+    primary = opened.enter_context(sentinels.primary.client())
     assert sentinels.replica is not None
-    replica = sentinels.replica.client()
+    replica = opened.enter_context(sentinels.replica.client())
     before = _waits(primary)
     for i in range(50):
         outage.call(client.rpush, "{sentinel-test}:list", i)
@@ -115,17 +124,17 @@ def test_each_write_waits_for_the_replica_and_reads_do_not(
 
 
 def test_too_few_replicas_is_one_warning_and_no_wait(
-    redis_sentinel: RedisSentinel, caplog: pytest.LogCaptureFixture
+    redis_sentinel: RedisSentinel, caplog: pytest.LogCaptureFixture, opened: contextlib.ExitStack
 ) -> None:
     """A replica gone: writes go on without waiting for it, with one warning; once it is
     back (and a look at INFO finds it online), writes wait for it again, and that is said."""
     settings = RedisSettings(sentinel_url(redis_sentinel, "?replicas=1&replicas_timeout=0.2"))
-    client = connect(settings)
+    client = opened.enter_context(connect(settings))
     outage = Outage(logging.getLogger("test"), client=client, sync_key=SYNC_KEY)
     replica = redis_sentinel.replica
     assert replica is not None
     replica.kill()
-    primary = redis_sentinel.primary.client()
+    primary = opened.enter_context(redis_sentinel.primary.client())
     with caplog.at_level(logging.INFO, logger="test"):
         for i in range(30):
             outage.call(client.set, "{sentinel-test}:x", i)
