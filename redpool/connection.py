@@ -14,6 +14,7 @@ import logging
 import math
 import random
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -21,7 +22,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+from redis.sentinel import MasterNotFoundError
 
+from redpool import sentinel
 from redpool.cluster import ELSEWHERE
 from redpool.errors import (
     Aborted,
@@ -31,6 +34,7 @@ from redpool.errors import (
     RedpoolError,
     TooLarge,
 )
+from redpool.replication import Sync
 from redpool.settings import RedisSettings
 
 TRANSIENT = (redis.ConnectionError, redis.TimeoutError)
@@ -45,19 +49,39 @@ T = TypeVar("T")
 
 
 def new_client(settings: RedisSettings) -> redis.Redis:
-    """A client for these settings; ``rediss://`` and passwords come with the URL."""
+    """A client for these settings; ``rediss://`` and passwords come with the URL, and a
+    ``redis+sentinel://`` URL makes a client of the primary the sentinels name (`sentinel`)."""
+    connection: dict[str, Any] = {
+        "socket_timeout": settings.socket_timeout,
+        "socket_connect_timeout": min(settings.socket_timeout, 5.0),
+        # No retries inside redis-py: it would send the one command again (a BLMOVE that
+        # ran but whose reply was lost would move a second element). `Outage` repeats
+        # whole operations instead, each of them safe to repeat.
+        "retry": Retry(NoBackoff(), 0),
+    }
     try:
-        return redis.Redis.from_url(
-            settings.url,
-            socket_timeout=settings.socket_timeout,
-            socket_connect_timeout=min(settings.socket_timeout, 5.0),
-            # No retries inside redis-py: it would send the one command again (a BLMOVE that
-            # ran but whose reply was lost would move a second element). `Outage` repeats
-            # whole operations instead, each of them safe to repeat.
-            retry=Retry(NoBackoff(), 0),
-        )
+        if sentinel.is_sentinel_url(settings.redis_url):
+            client = sentinel.client(sentinel.SentinelURL.parse(settings.redis_url), **connection)
+        else:
+            client = redis.Redis.from_url(settings.redis_url, **connection)
     except ValueError as exc:
         raise ConfigError(f"bad Redis URL {safe_url(settings.url)!r}: {exc}") from None
+    if settings.replicas:
+        _REPLICAS[client] = (settings.replicas, settings.replicas_timeout)
+    return client
+
+
+_REPLICAS: weakref.WeakKeyDictionary[redis.Redis, tuple[int, float]] = weakref.WeakKeyDictionary()
+"""Client -> (replicas, timeout) its writes wait for (``?replicas=N``): kept beside the clients
+`new_client` made rather than on them, so an `Outage` given only the client finds it."""
+
+
+def same_replicas(client: redis.Redis, like: redis.Redis) -> None:
+    """``client`` (a shard's, for a Redis Cluster node) waits for the replicas ``like`` (the
+    client made from the URL) waits for."""
+    wanted = _REPLICAS.get(like)
+    if wanted is not None:
+        _REPLICAS[client] = wanted
 
 
 def connect(settings: RedisSettings) -> redis.Redis:
@@ -73,12 +97,20 @@ def connect(settings: RedisSettings) -> redis.Redis:
             raise explain(exc, address(client)) from None
         except TRANSIENT as exc:
             if time.monotonic() + delay > deadline:
-                raise RedisUnavailable(
-                    f"cannot reach Redis at {safe_url(settings.url)} after {settings.wait:g} s: "
-                    f"{exc}"
-                ) from None
+                raise _unavailable(client, settings, exc) from None
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
+
+
+def _unavailable(client: redis.Redis, settings: RedisSettings, exc: Exception) -> RedpoolError:
+    if isinstance(exc, MasterNotFoundError):
+        return RedisUnavailable(
+            f"cannot find the primary at {address(client)} after {settings.wait:g} s: "
+            f"{sentinel.why_no_primary(client)}"
+        )
+    return RedisUnavailable(
+        f"cannot reach Redis at {safe_url(settings.url)} after {settings.wait:g} s: {exc}"
+    )
 
 
 def require_noeviction(client: redis.Redis) -> None:
@@ -149,11 +181,15 @@ def safe_url(url: str) -> str:
     return "***@" + url.rsplit("@", 1)[1] if "@" in url else url
 
 
-_SECRET_PARAMS = {"password", "username"}
+_SECRET_PARAMS = {"password", "username", "sentinel_password", "sentinel_username"}
 
 
 def address(client: redis.Redis) -> str:
-    """Where ``client`` points, as a URL for messages: any user name and password is ``***``."""
+    """Where ``client`` points, as a URL for messages: any user name and password is ``***``.
+    A sentinel client's also names the primary it found."""
+    shown = sentinel.where(client)
+    if shown is not None:
+        return shown
     kwargs = client.connection_pool.connection_kwargs
     auth = "***@" if kwargs.get("username") or kwargs.get("password") else ""
     db = kwargs.get("db", 0)
@@ -280,6 +316,11 @@ class Outage:
     out like an outage. Any other error from
     Redis becomes one of ours (`explain`: where is Redis, ``where``, and which pipeline it is
     about), so nothing above the contract needs redis-py's exceptions.
+
+    With a ``sync_key`` and a client made from a URL with ``?replicas=N``, a call that writes
+    returns only once N replicas have its writes, or WAIT's timeout said they are not there
+    (`redpool.replication`); a call that only reads says so (`read`, ``writes=False``). A
+    connection lost in the sync repeats the call, as a reply lost would.
     """
 
     def __init__(
@@ -291,6 +332,7 @@ class Outage:
         pipeline: str | None = None,
         client: redis.Redis | None = None,
         reroute: Callable[[], None] | None = None,
+        sync_key: str | None = None,
     ) -> None:
         self.log = log
         self.reroute = reroute
@@ -306,13 +348,23 @@ class Outage:
         """time.monotonic() when the last outage this caller rode out ended."""
         self.away_since: float | None = None
         """time.monotonic() when the outage a call is riding out now began, if one is."""
+        wanted = _REPLICAS.get(client) if client is not None else None
+        self.sync = (
+            Sync(client, sync_key, *wanted, log=log) if wanted and client and sync_key else None
+        )
+        """Run after each call that writes, when its client asks for replicas."""
 
     def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return self.run(lambda: fn(*args, **kwargs))
 
-    def run(self, fn: Callable[[], T], wait_for_memory: bool = True) -> T:
+    def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """`call` for a call that writes nothing: it pays no sync to replicas."""
+        return self.run(lambda: fn(*args, **kwargs), writes=False)
+
+    def run(self, fn: Callable[[], T], wait_for_memory: bool = True, writes: bool = True) -> T:
         """``fn()``, riding out outages; without ``wait_for_memory``, an `OOM` is raised to
-        the caller (which has a way to go on under it) rather than waited out."""
+        the caller (which has a way to go on under it) rather than waited out. A call that
+        ``writes`` is synced to the replicas asked for, if any (see the class)."""
         started: float | None = None
         delay = 0.05
         failed = False
@@ -320,6 +372,8 @@ class Outage:
         while True:
             try:
                 value = fn()
+                if writes and self.sync is not None:
+                    self.sync()
             except redis.RedisError as exc:
                 kind = kind_of(exc, self.reroute is not None)
                 if kind == REFUSED or (kind == FULL and not wait_for_memory):

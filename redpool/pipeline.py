@@ -38,7 +38,14 @@ from redpool import deadletters, state
 from redpool import holding as holding_list
 from redpool.answers import Outcome
 from redpool.cluster import Topology, spread, topology
-from redpool.connection import address, connect, explain, never, require_noeviction
+from redpool.connection import (
+    address,
+    connect,
+    explain,
+    never,
+    require_noeviction,
+    same_replicas,
+)
 from redpool.errors import ConfigError, RedisUnavailable
 from redpool.keys import ABORTED, CLOSED, RUNNING, Keys, instance_id
 from redpool.settings import RedisSettings
@@ -80,6 +87,7 @@ class Pipeline:
         where: Topology, keys: Keys, log: logging.Logger | None, abort: Callable[[], bool]
     ) -> Shard:
         client = where.client(keys.tag)
+        same_replicas(client, where.base)
         reroute = (lambda: where.reroute(client, keys.tag)) if where.cluster else None
         return Shard(client, keys, log=log, abort=abort, reroute=reroute)
 
@@ -134,7 +142,7 @@ class Pipeline:
         """The shard numbers pipeline ``name`` records, or None (one shard)."""
         keys = Keys(name)
         look = Pipeline._shard(where, keys, log, never)
-        raw = look._call(look.client.get, keys.shards)
+        raw = look._read(look.client.get, keys.shards)
         if raw is None:
             return None
         try:
@@ -154,7 +162,7 @@ class Pipeline:
         into a sharded one under its running roles."""
         keys = Keys(name)
         plain = cls._shard(where, keys, log, never)
-        if plain.exists():
+        if plain.exists(besides=[keys.shards, keys.sync]):  # another role creating it now
             raise ConfigError(
                 f"pipeline {name!r} exists with one shard (its hosts or sink may be running): "
                 "use another name for a sharded pipeline, or `redpool purge` it first"

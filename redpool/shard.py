@@ -101,7 +101,13 @@ class Shard:
         """Where this Redis is, for messages: a URL without its password."""
         log = log or logging.getLogger("redpool")
         self._outage = Outage(
-            log, abort, where=self.where, pipeline=self.name, client=client, reroute=reroute
+            log,
+            abort,
+            where=self.where,
+            pipeline=self.name,
+            client=client,
+            reroute=reroute,
+            sync_key=keys.sync,
         )
 
     def impatient(self) -> Shard:
@@ -118,7 +124,12 @@ class Shard:
         return 0.0 if since is None else time.monotonic() - since
 
     def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """A call that writes: with ``?replicas=N``, it returns once N replicas have it."""
         return self._outage.call(fn, *args, **kwargs)
+
+    def _read(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """A call that only reads: it waits for no replica."""
+        return self._outage.read(fn, *args, **kwargs)
 
     def _freeing(self, fn: Callable[[], Any], when_full: Callable[[], Any]) -> Any:
         """``fn()``, or ``when_full()`` (a script allowed to run then) when Redis refuses it for
@@ -146,7 +157,7 @@ class Shard:
     def joined(self, producer: str) -> bool:
         """Whether ``producer`` joined the current run (in any state since): only the results
         of those count toward the end of its stream."""
-        return bool(self._call(self.client.hexists, self.keys.producers, producer))
+        return bool(self._read(self.client.hexists, self.keys.producers, producer))
 
     def finish_run(self, run: int, producers: int | None = None, incomplete: bool = False) -> str:
         """run.lua: mark run ``run`` ended if every producer left and every submitted task's
@@ -162,12 +173,12 @@ class Shard:
 
     def run_id(self) -> int | None:
         """The current run's id (None before any)."""
-        raw = self._call(self.client.hget, self.keys.run, "id")
+        raw = self._read(self.client.hget, self.keys.run, "id")
         return None if raw is None else int(cast(bytes, raw))
 
     def producer_count(self) -> tuple[int, bool]:
         """(producers that joined the current run, whether every one of them has left)."""
-        states = cast(list[bytes], self._call(self.client.hvals, self.keys.producers))
+        states = cast(list[bytes], self._read(self.client.hvals, self.keys.producers))
         return len(states), all(not s.isdigit() for s in states)
 
     def _run_keys(self) -> list[str]:
@@ -233,8 +244,8 @@ class Shard:
 
     def _lapsed(self, leases: str) -> list[str]:
         """Who in the zset ``leases`` (id -> expiry, ms) has a lease run out, by Redis' clock."""
-        now = redis_ms(self._call(self.client.time))
-        ids = self._call(self.client.zrangebyscore, leases, "-inf", now)
+        now = redis_ms(self._read(self.client.time))
+        ids = self._read(self.client.zrangebyscore, leases, "-inf", now)
         return [raw.decode() for raw in cast(list[bytes], ids)]
 
     def _outage_just_ended(self) -> bool:
@@ -245,14 +256,14 @@ class Shard:
         if self._outage_just_ended():
             return True
         try:
-            info = cast(dict[str, Any], self._call(self.client.info, "server"))
+            info = cast(dict[str, Any], self._read(self.client.info, "server"))
         except RedpoolError:  # INFO not allowed (an ACL): the outage check alone
             return False
         return int(info.get("uptime_in_seconds", OUTAGE_GRACE)) < OUTAGE_GRACE
 
     def backlog(self) -> int:
         """Tasks waiting to be taken."""
-        return int(self._call(self.client.llen, self.keys.tasks))
+        return int(self._read(self.client.llen, self.keys.tasks))
 
     # -- workers -----------------------------------------------------------------------------
 
@@ -320,7 +331,7 @@ class Shard:
 
     def held(self, holding: str) -> list[bytes]:
         """What a holder holds now."""
-        return cast(list[bytes], self._call(self.client.lrange, holding, 0, -1))
+        return cast(list[bytes], self._read(self.client.lrange, holding, 0, -1))
 
     def cut(self, holding: str, position: int) -> list[bytes] | None:
         """Hand the tasks of ``holding`` from ``position`` on (counted in tasks) back to the
@@ -376,7 +387,7 @@ class Shard:
             look.zrange(self.keys.leases, 0, -1, withscores=True)
             return look.execute()
 
-        now, leases = self._call(read)
+        now, leases = self._read(read)
         return redis_ms(now), {wid.decode(): int(score) for wid, score in leases}
 
     def holders(self) -> dict[str, list[str]]:
@@ -396,11 +407,11 @@ class Shard:
                 found.setdefault(host, []).append(key)
             return found
 
-        return cast(dict[str, list[str]], self._call(scan))
+        return cast(dict[str, list[str]], self._read(scan))
 
     def workers(self) -> dict[str, dict[str, Any]]:
         """Worker host id -> its self-description, for every host not yet reaped."""
-        raw = cast(dict[bytes, bytes], self._call(self.client.hgetall, self.keys.workers))
+        raw = cast(dict[bytes, bytes], self._read(self.client.hgetall, self.keys.workers))
         return state.descriptions(raw.items())
 
     def give_back(self, holding: str, sort: Sort) -> Returned:
@@ -522,17 +533,17 @@ class Shard:
         """Callers not dropped: a caller whose lease ran out is still one until a reaper
         drops it (`expire_callers`, which waits out an outage first), so a caller that only
         stalled, and renews, never loses an answer."""
-        live = self._call(self.client.zrange, self.keys.callers, 0, -1)
+        live = self._read(self.client.zrange, self.keys.callers, 0, -1)
         return [c.decode() for c in cast(list[bytes], live)]
 
     def callers(self) -> dict[str, tuple[float, int]]:
         """Caller id -> (seconds its lease has left, answers waiting in its reply list)."""
-        now = redis_ms(self._call(self.client.time))
-        leases = self._call(self.client.zrange, self.keys.callers, 0, -1, withscores=True)
+        now = redis_ms(self._read(self.client.time))
+        leases = self._read(self.client.zrange, self.keys.callers, 0, -1, withscores=True)
         out: dict[str, tuple[float, int]] = {}
         for raw, expiry in cast(list[tuple[bytes, float]], leases):
             caller = raw.decode()
-            waiting = int(self._call(self.client.llen, self.keys.replies(caller)))
+            waiting = int(self._read(self.client.llen, self.keys.replies(caller)))
             out[caller] = ((expiry - now) / 1000, waiting)
         return out
 
@@ -663,7 +674,7 @@ class Shard:
 
     def output_mark(self, name: str) -> int | None:
         """Bytes of output ``name`` that hold acknowledged results, as last recorded."""
-        mark = self._call(self.client.hget, self.keys.outputs, name)
+        mark = self._read(self.client.hget, self.keys.outputs, name)
         return int(cast(bytes, mark)) if mark is not None else None
 
     def record_output(self, name: str, mark: int) -> None:
@@ -680,7 +691,7 @@ class Shard:
         took (one small read; the workers' bound)."""
         fields = [Stat.OK, Stat.FAILED, Stat.SUNK, Stat.REPLIED]
         ok, failed, sunk, replied = cast(
-            list[bytes | None], self._call(self.client.hmget, self.keys.stats, fields)
+            list[bytes | None], self._read(self.client.hmget, self.keys.stats, fields)
         )
         written = int(ok or 0) + int(failed or 0) - int(replied or 0)
         return max(0, written - int(sunk or 0))
@@ -702,17 +713,19 @@ class Shard:
 
     # -- status and dead letters -------------------------------------------------------------
 
-    def exists(self) -> bool:
-        """Any key of this pipeline is in Redis. EXISTS first: it goes to the pipeline's own
-        slot, so a Redis Cluster node that does not serve it says so (MOVED) rather than
-        "no"; then SCAN, for the keys named after a holder."""
-        if self._call(self.client.exists, *self.keys.fixed):
+    def exists(self, besides: Sequence[str] = ()) -> bool:
+        """Any key of this pipeline is in Redis, but those named ``besides``. EXISTS first: it
+        goes to the pipeline's own slot, so a Redis Cluster node that does not serve it says
+        so (MOVED) rather than "no"; then SCAN, for the keys named after a holder."""
+        if self._read(self.client.exists, *self.keys.fixed):
             return True
+        others = {key.encode() for key in besides}
 
         def scan() -> bool:
-            return any(True for _ in self.client.scan_iter(match=self.keys.every, count=1000))
+            keys = self.client.scan_iter(match=self.keys.every, count=1000)
+            return any(key not in others for key in keys)
 
-        return bool(self._call(scan))
+        return bool(self._read(scan))
 
     def snapshot(self, count_tasks: bool = False, every_holder: bool = False) -> state.Snapshot:
         """snapshot.lua: everything `redpool status` shows, read in one step. Counts list
@@ -728,21 +741,21 @@ class Shard:
         if every_holder:
             keys += sorted(key for lists in self.holders().values() for key in lists)
         args = [k.inflight_prefix, COUNTED if count_tasks else 0]
-        reply = self._call(self._scripts.snapshot, keys=keys, args=args)
+        reply = self._read(self._scripts.snapshot, keys=keys, args=args)
         return state.from_reply(reply)
 
     def dead_letters(self, limit: int = 20) -> list[dict[str, Any]]:
         """The oldest ``limit`` dead letters (all when ``limit`` is 0), parsed."""
         end = limit - 1 if limit else -1
-        raw = cast(list[bytes], self._call(self.client.lrange, self.keys.dead, 0, end))
+        raw = cast(list[bytes], self._read(self.client.lrange, self.keys.dead, 0, end))
         return [deadletters.parse(item) for item in raw]
 
     def dead_count(self) -> int:
-        return int(self._call(self.client.llen, self.keys.dead))
+        return int(self._read(self.client.llen, self.keys.dead))
 
     def has_dead(self, chosen: deadletters.Selection = deadletters.EVERY) -> bool:
         """Any dead letter is chosen."""
-        return bool(self._call(deadletters.matching, self.client, self.keys, chosen))
+        return bool(self._read(deadletters.matching, self.client, self.keys, chosen))
 
     def rerun(self, chosen: deadletters.Selection, producer: str) -> deadletters.RetryReport:
         """The chosen dead tasks back to the queue as re-runs of ``producer``, which has

@@ -34,9 +34,11 @@ def test_a_master_killed_mid_run_fails_over_and_the_run_completes(
 ) -> None:
     """Guarantee: a failover during a run (a master SIGKILLed, its replica promoted) loses
     nothing and answers nothing twice: every task has exactly one result, the sink ends the
-    run complete, and both hosts end well. The producer, hosts and sink each know one node's
+    run complete, and both hosts end well (with ``?replicas=1``: see README, what a failover
+    can lose). The producer, hosts and sink each know one node's
     URL only (another node's), and find the promoted replica themselves."""
-    urls = redis_cluster.urls
+    # every write waits for the master's replica (WAIT): the promoted one has all of them
+    urls = [f"{url}/0?replicas=1" for url in redis_cluster.urls]
     hosts = [
         Host(
             urls[i + 1],
