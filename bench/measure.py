@@ -14,9 +14,12 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
+import orjson
 import redis
+import redis.cluster
 
 from bench.work import burn
+from redpool.cluster import is_cluster_node
 from redpool.keys import Keys
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,6 +45,8 @@ class Row:
     """Peak RSS in MB per role, and Redis' peak used_memory."""
     cpu_us: dict[str, float] = field(default_factory=dict)
     """CPU µs per task per role, and Redis'."""
+    masters_us: list[float] = field(default_factory=list)
+    """Redis CPU per task of the run on each master, by port (one entry on one Redis)."""
 
     @property
     def rate(self) -> float:
@@ -56,10 +61,12 @@ def efficiency(row: Row) -> float:
     return row.work / CORES / row.seconds if row.seconds else 0.0
 
 
-def median(rows: list[Row], by_efficiency: bool = False) -> Row:
-    """The middle run of several (by rate, or by efficiency), counting the runs."""
+def median(
+    rows: list[Row], by_efficiency: bool = False, by: Callable[[Row], float] | None = None
+) -> Row:
+    """The middle run of several (by rate, by efficiency, or by ``by``), counting the runs."""
     key: Callable[[Row], float] = efficiency if by_efficiency else (lambda r: -r.seconds)
-    row = sorted(rows, key=key)[len(rows) // 2]
+    row = sorted(rows, key=by or key)[len(rows) // 2]
     row.runs = len(rows)
     return row
 
@@ -97,6 +104,28 @@ def redis_cpu(client: redis.Redis) -> float:
     return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
 
 
+def masters(url: str) -> list[redis.Redis]:
+    """A client of each master behind ``url``, by port: the one Redis, or every master of the
+    Redis Cluster the node at ``url`` belongs to."""
+    client = redis.Redis.from_url(url)
+    if not is_cluster_node(client):
+        return [client]
+    with redis.cluster.RedisCluster.from_url(url) as cluster:
+        nodes = cluster.get_primaries()
+        addresses = sorted((int(n.port), str(n.host)) for n in nodes)
+    client.close()
+    return [redis.Redis(host=host, port=port) for port, host in addresses]
+
+
+def any_client(url: str) -> redis.Redis | redis.cluster.RedisCluster:
+    """A client that reaches every key behind ``url``, on one Redis or a cluster."""
+    client = redis.Redis.from_url(url)
+    if not is_cluster_node(client):
+        return client
+    client.close()
+    return redis.cluster.RedisCluster.from_url(url)
+
+
 def proc_cpu(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -117,20 +146,31 @@ def wait_until(ready: Callable[[], object], what: str, timeout: float = 30.0) ->
         time.sleep(0.02)
 
 
-class WorkerPool:
-    """`python -m redpool.workers` with CORES processes on one pipeline, started as a user
-    starts it; returns once its host has registered."""
+def hosts(client: redis.Redis | redis.cluster.RedisCluster, pipeline: str) -> int:
+    """Worker hosts registered on ``pipeline``: on its head shard, the first its record of
+    shards names (see redpool.keys.Keys), if it has one."""
+    record = client.get(Keys(pipeline).shards)
+    head = orjson.loads(record)[0] if record else None
+    return int(client.hlen(Keys(pipeline, head).workers))
 
-    def __init__(self, url: str, pipeline: str) -> None:
+
+class WorkerPool:
+    """`python -m redpool.workers` with CORES processes on one pipeline (``--shards shards``
+    if given), started as a user starts it; returns once its host has registered."""
+
+    def __init__(self, url: str, pipeline: str, shards: int | None = None) -> None:
         command = ["redpool.workers", "--tasks", "bench.tasks", "--processes", str(CORES)]
+        if shards is not None:
+            command += ["--shards", str(shards)]
         self.proc = subprocess.Popen(
             [sys.executable, "-m", *command, "--redis", url, "--pipeline", pipeline],
             cwd=ROOT,
             env=ENV,
             stderr=subprocess.DEVNULL,
         )
-        client = redis.Redis.from_url(url)
-        wait_until(lambda: client.hlen(Keys(pipeline).workers), "redpool workers did not start")
+        client = any_client(url)
+        wait_until(lambda: hosts(client, pipeline), "redpool workers did not start")
+        client.close()
 
     def pids(self) -> tuple[int, list[int]]:
         pid = self.proc.pid
@@ -152,19 +192,21 @@ class WorkerPool:
 
 
 class MemorySampler(threading.Thread):
-    """Redis used_memory, sampled while a run goes on: what ``max_backlog`` bounds."""
+    """Redis used_memory (summed over the masters given; none given, nothing sampled), sampled
+    while a run goes on: what ``max_backlog`` bounds."""
 
     INTERVAL = 0.02
     """Short enough for a --quick run's fraction of a second; an INFO call costs Redis a few
     µs, a negligible share of its CPU beside the run's."""
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, nodes: list[redis.Redis]) -> None:
         super().__init__(daemon=True)
-        self.client, self.peak, self.stopped = client, 0, threading.Event()
+        self.nodes, self.peak, self.stopped = nodes, 0, threading.Event()
 
     def run(self) -> None:
         while True:
-            self.peak = max(self.peak, int(self.client.info("memory")["used_memory"]))
+            used = sum(int(node.info("memory")["used_memory"]) for node in self.nodes)
+            self.peak = max(self.peak, used)
             if self.stopped.wait(self.INTERVAL):
                 return
 

@@ -1,8 +1,8 @@
 """A redpool producer or sink as its own process, started ahead and released by "go".
 
-usage: python bench/roles.py produce URL PIPELINE TASK N ARG MAX_BACKLOG CHUNKSIZE
+usage: python bench/roles.py produce URL PIPELINE TASK N ARG MAX_BACKLOG CHUNKSIZE [SHARDS]
        (MAX_BACKLOG 0: none; CHUNKSIZE a number or auto)
-       python bench/roles.py sink URL PIPELINE [sum]   (sum: add up the task values)
+       python bench/roles.py sink URL PIPELINE sum|- [SHARDS]   (sum: add up the task values)
 Each prints "ready" once it is connected (the producer has joined the stream), reads one line
 from stdin before it starts its clock-relevant work, then prints JSON:
 the wall-clock time it finished (time.time(), comparable across processes), its own peak
@@ -35,7 +35,8 @@ def produce(url: str, pipeline: str, args: list[str]) -> dict[str, Any]:
 
     task, n, arg, backlog = args[0], int(args[1]), int(args[2]), int(args[3])
     chunksize: Chunksize = "auto" if args[4] == "auto" else int(args[4])
-    settings = ProducerSettings(max_backlog=backlog or None, chunksize=chunksize)
+    shards = int(args[5]) if len(args) > 5 else None
+    settings = ProducerSettings(max_backlog=backlog or None, chunksize=chunksize, shards=shards)
     producer = Producer(url, pipeline, settings)
     gc.freeze()
     print("ready", flush=True)
@@ -50,7 +51,7 @@ def sink(url: str, pipeline: str, args: list[str]) -> dict[str, Any]:
     import orjson
 
     from redpool.answers import ResultEnvelope
-    from redpool.sink import Sink
+    from redpool.sink import Sink, SinkSettings
 
     count = 0
     work = 0.0
@@ -62,7 +63,8 @@ def sink(url: str, pipeline: str, args: list[str]) -> dict[str, Any]:
         if sum_values:
             work += orjson.loads(result.raw)["value"]
 
-    drain = Sink(url, pipeline, handle)
+    settings = SinkSettings(shards=int(args[1]) if len(args) > 1 else None)
+    drain = Sink(url, pipeline, handle, settings=settings)
     gc.freeze()
     print("ready", flush=True)
     sys.stdin.readline()

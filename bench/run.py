@@ -1,6 +1,6 @@
 """redpool against multiprocessing.Pool, RQ, Celery, Dramatiq and Huey, on this machine, in one run.
 
-usage: python bench/run.py [--quick] [--no-peers]
+usage: python bench/run.py [--quick] [--no-peers] [--cluster]
 
 Starts its own redis-server (never the one on 6379) and prints issue 11's tables, every row
 measured in this run: (a) no-op tasks end to end, redpool through its API and its CLI at
@@ -9,7 +9,10 @@ tasks, efficiency against the ideal speed-up on all cores; (c) one slow task amo
 (head-of-line blocking); (d) 100,000 and 1,000,000 no-op tasks, the peak RSS and CPU per task
 of each role and of Redis; the submit-to-result latency of one task on an idle pool; (e, issue
 12) redpool.Pool.map against multiprocessing.Pool.map on no-op and ~10 ms tasks, and
-Pool.apply's latency on an idle pool; and each of the issues' goals beside what was measured.
+Pool.apply's latency on an idle pool; (f, issue 15) one no-op load over K = 1, 3 and 6 shards
+on a local Redis Cluster of 3 masters: tasks/s and Redis CPU per task on each master, and the
+throughput N masters could feed; and each of the issues' goals beside what was measured.
+`--cluster` runs (f) alone.
 Peers live in the optional `bench` extra: pip install -e '.[bench]'.
 """
 
@@ -28,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 import redis  # noqa: E402
 
+from bench.cluster import MASTERS, SHARDS, Cluster, busiest_us, local_cluster  # noqa: E402
 from bench.measure import CORES, Row, calibrate, median  # noqa: E402
 from bench.systems import (  # noqa: E402
     PEERS,
@@ -44,7 +48,13 @@ from bench.systems import (  # noqa: E402
     run_redpool_map,
     write_inputs,
 )
-from bench.tables import BACKLOG, PoolResults, Results, report  # noqa: E402
+from bench.tables import (  # noqa: E402
+    BACKLOG,
+    PoolResults,
+    Results,
+    report,
+    report_cluster,
+)
 from bench.work import burn, noop  # noqa: E402
 from redpool.embedded import embedded_redis  # noqa: E402
 
@@ -66,12 +76,15 @@ class Sizes:
     d: tuple[int, int]
     latency: int
     peers_divisor: int
+    f: int
+    """(f)'s load at every K: long enough (seconds) that the per-master figures are the run's,
+    not the start of its takes or each master's own background work."""
 
     @classmethod
     def of(cls, quick: bool) -> Sizes:
         if quick:
-            return cls(20_000, 2_000, 200, 6_000, 5.0, (10_000, 100_000), 50, 10)
-        return cls(200_000, 20_000, 400, 6_000, 5.0, (100_000, 1_000_000), 300, 1)
+            return cls(20_000, 2_000, 200, 6_000, 5.0, (10_000, 100_000), 50, 10, 100_000)
+        return cls(200_000, 20_000, 400, 6_000, 5.0, (100_000, 1_000_000), 300, 1, 1_000_000)
 
     def a_for(self, chunksize: str) -> int:
         return self.a_one if chunksize == "1" else self.a
@@ -152,14 +165,36 @@ def part_d(url: str, sizes: Sizes) -> list[Row]:
     return rows
 
 
+def part_f(n: int) -> Cluster:
+    """(f) the same no-op load (chunksize auto, one worker host of CORES processes, a sink)
+    over K shards on a local cluster of MASTERS masters, for each K in SHARDS, RUNS times
+    interleaved; of each K, the run of median busiest-master Redis CPU, the figure (f) is
+    about (on this machine's cores tasks/s cannot grow with masters)."""
+    runs: dict[int, list[Row]] = {k: [] for k in SHARDS}
+    with local_cluster(MASTERS) as url:
+        version = redis.Redis.from_url(url).info("server")["redis_version"]
+        for i in range(RUNS):
+            for k in SHARDS:
+                row = run_api(
+                    url, f"f-{k}-{i}", "noop", n, 0, "auto", shards=k, sample_memory=False
+                )
+                runs[k].append(row)
+    return Cluster({k: median(rows, by=busiest_us) for k, rows in runs.items()}, version)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="smaller N everywhere, a fast check")
     ap.add_argument("--no-peers", action="store_true", help="redpool and Pool only")
+    ap.add_argument("--cluster", action="store_true", help="(f) alone: shards on a local cluster")
     opts = ap.parse_args()
     if shutil.which("redis-server") is None:
         sys.exit("bench: redis-server is not on PATH")
     sizes = Sizes.of(opts.quick)
+    if opts.cluster:
+        print("(f) cluster ...", file=sys.stderr)
+        report_cluster(part_f(sizes.f))
+        return
     burn_n, burn_s = calibrate()
     print(
         f"machine: {platform.platform()}, {CORES} cores, Python {platform.python_version()}\n"
@@ -183,7 +218,9 @@ def main() -> None:
         latency = redpool_latency(url, sizes.latency)
         print("(e) redpool.Pool ...", file=sys.stderr)
         pool = part_pool(url, sizes, burn_n)
-    report(Results(a, b, hol, d, latency, cli_startup(), burn_s, redis_version, pool))
+    print("(f) cluster ...", file=sys.stderr)
+    cluster = part_f(sizes.f)
+    report(Results(a, b, hol, d, latency, cli_startup(), burn_s, redis_version, pool, cluster))
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from bench.measure import (
     MemorySampler,
     Row,
     WorkerPool,
+    masters,
     redis_cpu,
     version,
     wait_until,
@@ -62,20 +63,33 @@ def _release(procs: list[subprocess.Popen[bytes]]) -> list[dict[str, Any]]:
 
 
 def run_api(
-    url: str, pipeline: str, task: str, n: int, arg: int, chunksize: str, max_backlog: int = 0
+    url: str,
+    pipeline: str,
+    task: str,
+    n: int,
+    arg: int,
+    chunksize: str,
+    max_backlog: int = 0,
+    shards: int | None = None,
+    sample_memory: bool = True,
 ) -> Row:
     """Producer and sink in processes of their own, released together; workers started.
+    ``shards``: each role is given ``--shards``/``shards=``, creating a sharded pipeline.
 
-    The clock runs from "go" until the sink has every result."""
-    client = redis.Redis.from_url(url)
-    pool = WorkerPool(url, pipeline)
+    The clock runs from "go" until the sink has every result. Redis CPU is read on every
+    master behind ``url`` (one, or each master of a Redis Cluster). Without
+    ``sample_memory`` Redis' peak memory is not sampled: its INFO calls, every 20 ms on
+    each master, would be in the per-master CPU that (f) compares."""
+    nodes = masters(url)
+    pool = WorkerPool(url, pipeline, shards)
+    sharding = [] if shards is None else [str(shards)]
     try:
         producer = _role(
-            "produce", url, pipeline, task, str(n), str(arg), str(max_backlog), chunksize
+            "produce", url, pipeline, task, str(n), str(arg), str(max_backlog), chunksize, *sharding
         )
-        sink = _role("sink", url, pipeline, "sum" if task == "burn" else "-")
-        memory = MemorySampler(client)
-        cpu, pool_cpu = redis_cpu(client), pool.cpu()
+        sink = _role("sink", url, pipeline, "sum" if task == "burn" else "-", *sharding)
+        memory = MemorySampler(nodes if sample_memory else [])
+        cpu, pool_cpu = [redis_cpu(node) for node in nodes], pool.cpu()
         started = time.time()
         memory.start()
         produced, sunk = _release([producer, sink])
@@ -83,7 +97,8 @@ def run_api(
         if sunk["count"] != n:
             raise RuntimeError(f"bench: {pipeline}: {sunk['count']} results of {n}")
         row = Row("redpool API", n, sunk["done"] - started, chunksize, work=sunk["work"])
-        row.redis_us = (redis_cpu(client) - cpu) / n * 1e6
+        row.masters_us = [(redis_cpu(m) - c) / n * 1e6 for m, c in zip(nodes, cpu, strict=True)]
+        row.redis_us = sum(row.masters_us)
         supervisor, child = pool.peak_rss()
         row.rss = {
             "producer": produced["rss_mb"],

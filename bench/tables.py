@@ -1,5 +1,5 @@
-"""The benchmark's report: Markdown tables, the lines that compare rows, and issues 11's and
-12's goals."""
+"""The benchmark's report: Markdown tables, the lines that compare rows, and issues 11's, 12's
+and 15's goals."""
 
 from __future__ import annotations
 
@@ -8,6 +8,15 @@ import statistics
 import time
 from dataclasses import dataclass
 
+from bench.cluster import (
+    MASTERS,
+    PROJECTED,
+    Cluster,
+    busiest_us,
+    cluster_goals,
+    projected_rate,
+    shares,
+)
 from bench.measure import CORES, Row, efficiency, version
 from bench.systems import HeadOfLine
 
@@ -48,6 +57,7 @@ class Results:
     burn_s: float
     redis_version: str
     pool: PoolResults
+    cluster: Cluster
 
 
 def find(rows: list[Row], system: str, chunksize: str) -> Row | None:
@@ -63,12 +73,16 @@ def table(header: list[str], lines: list[list[str]]) -> None:
         print("| " + " | ".join(line) + " |")
 
 
-def report(res: Results) -> None:
+def header(redis_version: str) -> None:
     print(
         f"\nredpool {version('redpool')} on {platform.machine()}, {CORES} cores, "
-        f"Python {platform.python_version()}, redis-server {res.redis_version}, "
+        f"Python {platform.python_version()}, redis-server {redis_version}, "
         f"{time.strftime('%Y-%m-%d')}"
     )
+
+
+def report(res: Results) -> None:
+    header(res.redis_version)
     report_a(res.a, res.cli_startup)
     report_b(res.b, res.burn_s)
     report_hol(res.hol)
@@ -80,7 +94,15 @@ def report(res: Results) -> None:
         f"p90 {lat_ms[int(len(lat_ms) * 0.9)]:.2f} ms"
     )
     report_pool(res.pool, res.burn_s)
+    report_f(res.cluster)
     report_goals(res)
+
+
+def report_cluster(cluster: Cluster) -> None:
+    """(f) alone (``--cluster``): its table, projection and goals."""
+    header(cluster.redis_version)
+    report_f(cluster)
+    goals_table(cluster_goals(cluster))
 
 
 def report_a(rows: list[Row], cli_startup: float) -> None:
@@ -296,8 +318,13 @@ def report_goals(res: Results) -> None:
         ("auto / best fixed chunksize, no-op, API", best, ">= 0.8", best >= 0.8),
         ("auto / chunksize 1 efficiency, 10 ms tasks", one, ">= 0.97", one >= 0.97),
         *pool_goals(res.pool),
+        *cluster_goals(res.cluster),
     ]
-    print("\nIssues 11's and 12's goals, as measured in this run:\n")
+    goals_table(goals)
+
+
+def goals_table(goals: list[tuple[str, float, str, bool]]) -> None:
+    print("\nThe issues' goals, as measured in this run:\n")
     table(
         ["goal", "measured", "target", "met"],
         [
@@ -317,3 +344,58 @@ def pool_goals(pool: PoolResults) -> list[tuple[str, float, str, bool]]:
         ("(12) Pool.apply on an idle pool, median ms", median_ms, "< 2", median_ms < 2),
         ("(12) Pool.apply on an idle pool, p90 ms", p90_ms, "-", True),
     ]
+
+
+def report_f(cluster: Cluster) -> None:
+    rows = cluster.rows
+    one = busiest_us(rows[1]) if 1 in rows else 0.0
+    n = next(iter(rows.values())).n
+    print(
+        f"\n(f) {n:,} no-op tasks through the API, chunksize auto, {CORES} worker processes "
+        f"on one host, a sink, over K shards on a local Redis Cluster of {MASTERS} masters "
+        "(no replicas, no persistence); Redis CPU (INFO cpu) per task of the run, on each "
+        "master\n"
+    )
+    table(
+        [
+            "shards K",
+            "runs",
+            "tasks/s",
+            "Redis CPU µs/task, all masters",
+            "busiest master µs/task",
+            "busiest / K=1's",
+            "masters' shares (by port)",
+            "sink CPU µs/task",
+        ],
+        [
+            [
+                str(k),
+                str(r.runs),
+                f"{r.rate:,.0f}",
+                f"{r.redis_us or 0:.3f}",
+                f"{busiest_us(r):.3f}",
+                f"{busiest_us(r) / one:.2f}" if one else "-",
+                shares(r),
+                f"{r.cpu_us['sink']:.2f}",
+            ]
+            for k, r in rows.items()
+        ],
+    )
+    report_projection(cluster)
+
+
+def report_projection(cluster: Cluster) -> None:
+    """The throughput N masters could feed, from the busiest master at the largest K."""
+    k = max(cluster.rows)
+    row = cluster.rows[k]
+    served = busiest_us(row) * MASTERS
+    rates = ", ".join(f"{m}: {projected_rate(row, m):,.0f}" for m in PROJECTED)
+    print(
+        f"\nProjected tasks/s for N masters, one Redis core each, from K={k}: the busiest "
+        f"master spent {busiest_us(row):.3f} µs per task of the pipeline, {served:.3f} µs per "
+        f"task it served (x {MASTERS} masters), so rate(N) = N x 1e6 / {served:.3f}. "
+        f"N masters (K >= N shards) -> tasks/s: {rates}. Assumes producers and worker hosts "
+        "scale out with hosts, so Redis is the bottleneck. One sink drains every shard: at "
+        f"{row.cpu_us['sink']:.2f} µs/task it alone tops out at "
+        f"{1e6 / row.cpu_us['sink']:,.0f} tasks/s, whatever N."
+    )
