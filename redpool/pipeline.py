@@ -59,6 +59,11 @@ node of a Redis Cluster, or redis-py's ``RedisCluster``), or None (the default U
 __all__ = ["MAX_BATCH", "Pipeline", "RedisTarget", "Returned", "Sort"]
 
 
+DRY = 0.25
+"""Seconds a shard one of this process's takes found empty is passed over by the next ones
+(while another shard has work; when none has, a take waits on each in turn)."""
+
+
 class Pipeline:
     """A pipeline: its shards, and what each role asks of them."""
 
@@ -81,6 +86,10 @@ class Pipeline:
         """Where Redis is, for messages: a URL without its password."""
         self._owned = False
         self._turn = 0
+        self._dry = [0.0] * len(self.shards)
+        """Per shard: time.monotonic() until which this process's takes pass it over."""
+        self._sinking = 0
+        """The shard the sink last took results from: where it looks first."""
 
     @staticmethod
     def _shard(
@@ -200,10 +209,6 @@ class Pipeline:
     def _others(self) -> list[Shard]:
         return self.shards[1:]
 
-    def _rotation(self, home: int) -> list[Shard]:
-        k = home % len(self.shards)
-        return self.shards[k:] + self.shards[:k]
-
     # -- producers ---------------------------------------------------------------------------
 
     def join(self, producer: str, lease: float) -> tuple[int, bool]:
@@ -289,22 +294,47 @@ class Pipeline:
 
     def take(self, host: str, index: int, count: int, block: float | None) -> holding_list.Taken:
         """Up to ``count`` tasks for child ``index`` of ``host`` (see `Shard.take`): from its
-        home shard, else from the next that has any; when none has, wait ``block`` seconds on
-        one of them, a different one each time, so a child wakes for work on any shard.
-        `Taken.holding` says which in-flight list holds them."""
-        order = self._rotation(index + zlib.crc32(host.encode()))
-        if len(order) > 1:
-            for shard in order:
-                holding = shard.keys.inflight(host, index)
-                taken = shard.take(holding, count, None, host)
-                if taken.held or not taken.leased:
-                    return replace(taken, holding=holding)
-            self._turn += 1
-            order = self._rotation(index + self._turn)
-            block = None if block is None else block / len(order)
-        shard = order[0]
-        holding = shard.keys.inflight(host, index)
-        return replace(shard.take(holding, count, block, host), holding=holding)
+        home shard, else from the next that has any (see `_first`). `Taken.holding` says
+        which in-flight list holds them."""
+
+        def attempt(shard: Shard, wait: float | None) -> holding_list.Taken:
+            holding = shard.keys.inflight(host, index)
+            return replace(shard.take(holding, count, wait, host), holding=holding)
+
+        return self._first(index + zlib.crc32(host.encode()), attempt, block)
+
+    def _first(
+        self,
+        start: int,
+        attempt: Callable[[Shard, float | None], holding_list.Taken],
+        block: float | None,
+    ) -> holding_list.Taken:
+        """``attempt`` (a take that does not wait) on each shard from the ``start``-th on,
+        until one yields; a shard that yielded nothing is passed over for `DRY` seconds. When
+        none yields, wait ``block`` seconds, shared out, on one shard, a different one each
+        time, so a process wakes for work on any shard. On one shard: a plain take.
+
+        A take that finds nothing costs Redis about as much as one that moves a batch (a
+        transaction of a few commands), so a sharded pipeline whose processes looked at
+        every empty shard before each take would spend most of its Redis time looking."""
+        count = len(self.shards)
+        if count == 1:
+            return attempt(self.head, block)
+        now = time.monotonic()
+        for step in range(count):
+            k = (start + step) % count
+            if self._dry[k] > now:
+                continue
+            taken = attempt(self.shards[k], None)
+            if taken.held or not taken.leased:
+                return taken
+            self._dry[k] = now + DRY
+        self._turn += 1
+        k = (start + self._turn) % count
+        taken = attempt(self.shards[k], None if block is None else block / count)
+        if taken.held:
+            self._dry[k] = 0.0
+        return taken
 
     def commit(self, holding: str, taken: holding_list.Taken, held: int, outcome: Outcome) -> int:
         return self.shard_of(holding).commit(holding, taken, held, outcome)
@@ -369,17 +399,16 @@ class Pipeline:
 
     def take_results(self, count: int, block: float | None) -> holding_list.Taken:
         """Up to ``count`` results of one shard into its ``sinking`` list (see
-        `Shard.take_results`): the shards in turn, so none waits behind another."""
-        self._turn += 1
-        order = self._rotation(self._turn)
-        if len(order) > 1:
-            for shard in order:
-                taken = shard.take_results(count, None)
-                if taken.held:
-                    return replace(taken, holding=shard.keys.sinking)
-            block = None if block is None else block / len(order)
-        shard = order[0]
-        return replace(shard.take_results(count, block), holding=shard.keys.sinking)
+        `Shard.take_results`): from the shard that yielded last, else the next that has any
+        (see `_first`)."""
+
+        def attempt(shard: Shard, wait: float | None) -> holding_list.Taken:
+            taken = replace(shard.take_results(count, wait), holding=shard.keys.sinking)
+            if taken.held:
+                self._sinking = self.shards.index(shard)
+            return taken
+
+        return self._first(self._sinking, attempt, block)
 
     def ack(
         self,
