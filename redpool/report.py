@@ -66,7 +66,8 @@ def status_text(
     ``counted``: the lists' tasks were not counted, so backlog, in flight and results waiting
     are list elements (a chunk is one)."""
     d = state.as_dict()
-    lines = [f"pipeline {name!r}: {_run_line(state)}"]
+    sharded = f" ({state.shards} shards)" if state.shards > 1 else ""
+    lines = [f"pipeline {name!r}{sharded}: {_run_line(state)}"]
     lines += [f"  producer {p.id:<28} {_producer_line(p)}" for p in state.producers]
     if state.last_run:
         lines.append(f"last run: {_last_line(state.last_run)}")

@@ -86,6 +86,8 @@ class Snapshot:
     """Of the current run."""
     last_run: dict[str, Any] | None = None
     """The run before, summed up (see `redpool.keys.Keys.last_run`)."""
+    shards: int = 1
+    """Shards summed in this reading (see `redpool.pipeline`)."""
 
     @property
     def closed(self) -> bool:
@@ -118,6 +120,7 @@ class Snapshot:
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            "shards": self.shards,
             "backlog": self.backlog,
             "backlog_elements": self.elements,
             "exact": self.exact,
@@ -167,6 +170,7 @@ def summed(parts: list[Snapshot]) -> Snapshot:
         run=head.run,
         producers=head.producers,
         last_run=last,
+        shards=len(parts),
     )
 
 

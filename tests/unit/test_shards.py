@@ -14,6 +14,7 @@ from redpool.errors import ConfigError
 from redpool.keys import ABANDONED, COMPLETE, INCOMPLETE, RUNNING, Keys, pipeline_of
 from redpool.pipeline import Pipeline
 from redpool.producer import Producer, ProducerSettings
+from redpool.report import status_text
 from tests.inproc import child, run_until_idle, sink
 
 
@@ -62,6 +63,9 @@ def test_a_whole_run_over_three_shards(any_redis: redis.Redis, pipeline: str) ->
     state = pipe.snapshot()
     assert state.run is not None and state.run.state == COMPLETE
     assert state.submitted == state.drained == 90 and state.idle and state.results == 0
+    assert state.shards == 3 and status_text(pipeline, state).startswith(
+        f"pipeline {pipeline!r} (3 shards): "
+    )
 
 
 def test_the_number_of_shards_is_fixed_once_the_pipeline_exists(
