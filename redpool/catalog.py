@@ -37,7 +37,8 @@ class Catalog:
         self.topology = where
         self.where = address(where.base)
         self.log = log or logging.getLogger("redpool")
-        self._outage = Outage(self.log, where=self.where)
+        reroute = where.refresh if where.cluster else None  # a failover: the masters now
+        self._outage = Outage(self.log, where=self.where, reroute=reroute)
 
     @classmethod
     def connect(cls, target: RedisTarget, *, log: logging.Logger | None = None) -> Catalog:

@@ -68,6 +68,9 @@ class Topology:
         """A client for each node that holds keys: what a SCAN over every pipeline walks."""
         return [self.base]
 
+    def refresh(self) -> None:
+        """Read which node serves which slot again (a failover moved some): see `masters`."""
+
     def owner(self) -> Callable[[int], str] | None:
         """Slot -> the name of the node serving it, or None on one Redis (every slot is
         here): how shards are spread over a cluster's masters."""
@@ -113,6 +116,9 @@ class ClusterTopology(Topology):
         primaries = self.nodes.get_primaries()  # type: ignore[no-untyped-call]
         return [redis.Redis(connection_pool=self._pool(n)) for n in primaries]
 
+    def refresh(self) -> None:
+        self.nodes.nodes_manager.initialize()
+
     def owner(self) -> Callable[[int], str]:
         manager = self.nodes.nodes_manager
         return lambda slot: str(manager.get_node_from_slot(slot).name)
@@ -120,6 +126,23 @@ class ClusterTopology(Topology):
     def close(self) -> None:
         self.nodes.close()
         super().close()
+
+
+class _Nodes(redis.cluster.RedisCluster):
+    """redis-py's ``RedisCluster``, whose commands without a key (``COMMAND``, which its
+    constructor sends) go to the node the user named (which answered a PING), not to
+    a random master: a master down (a failover under way) must not stop a role from starting
+    through a node that answers."""
+
+    def __init__(self, host: str, port: int, **kwargs: Any) -> None:
+        self._named = (host, port)
+        super().__init__(host=host, port=port, **kwargs)
+
+    def command(self, **kwargs: Any) -> Any:
+        named = self.get_node(*self._named)  # type: ignore[no-untyped-call]
+        if named is None:
+            return super().command(**kwargs)
+        return self.get_redis_connection(named).command(**kwargs)
 
 
 def topology(client: redis.Redis | redis.cluster.RedisCluster) -> Topology:
@@ -132,14 +155,14 @@ def topology(client: redis.Redis | redis.cluster.RedisCluster) -> Topology:
         return Topology(client)
     kwargs = client.connection_pool.connection_kwargs
     try:
-        nodes = redis.cluster.RedisCluster(
+        nodes = _Nodes(
             host=kwargs.get("host", "localhost"),
             port=int(kwargs.get("port", 6379)),
             **{k: v for k, v in kwargs.items() if k in _PASSED},
             ssl=issubclass(client.connection_pool.connection_class, redis.SSLConnection),
             retry=client.get_retry(),
-            # a master down with no replica is an outage of its slots only: the other
-            # shards go on, and its own calls wait until it is served again
+            # a master down with no replica is an outage of its slots: their calls wait
+            # until a node serves them again (and the roles that make them, with them)
             require_full_coverage=False,
         )
     except redis.exceptions.RedisClusterException as exc:

@@ -119,9 +119,9 @@ class Pipeline:
         look (status, dead list) goes on, to show what is there."""
         pipe = cls.open(topology_for(target), name, log=log, abort=abort, shards=shards)
         pipe._owned = not isinstance(target, redis.Redis | redis.cluster.RedisCluster)
-        if writes:
-            for master in pipe.topology.masters():
-                pipe.head._call(require_noeviction, master)
+        if writes:  # each shard's node, through the shard's own retry (a node down waits)
+            for shard in pipe.shards:
+                shard._call(require_noeviction, shard.client)
         return pipe
 
     @classmethod
@@ -181,6 +181,19 @@ class Pipeline:
         found = cls.recorded(where, name, log)
         assert found is not None
         return found
+
+    def check_layout(self) -> None:
+        """Raise ConfigError when this pipeline, opened with one shard, has been created with
+        more since (a role with ``--shards`` found no key of it yet): this role would go on
+        using a layout nobody else does. Read by long-running roles now and then."""
+        if self.sharded:
+            return
+        found = self.recorded(self.topology, self.name)
+        if found:
+            raise ConfigError(
+                f"pipeline {self.name!r} was created with {len(found)} shards after this role "
+                "started: start it again"
+            )
 
     def disconnect(self) -> None:
         """Close the connections of a client this object made (never one it was given)."""
@@ -272,16 +285,30 @@ class Pipeline:
         finish checks that count in the same script that ends the run."""
         if not self.sharded:
             return self.head.finish_run(run)
-        count, left = self.head.producer_count()
-        if not left or self.head.run_id() != run:
+        head = self.head.producer_states()
+        if not head or any(p.isdigit() for p in head.values()) or self.head.run_id() != run:
             return RUNNING
         # A shard at another run holds nothing of this one (a producer that died between
         # joining the head and following it there): its part is empty, and over.
-        states = [s.finish_run(run) for s in self._others() if s.run_id() == run]
+        others = [shard for shard in self._others() if shard.run_id() == run]
+        for shard in others:
+            self._left_as_on_the_head(shard, head)
+        states = [shard.finish_run(run) for shard in others]
         if RUNNING in states:
             return RUNNING
         incomplete = any(s != "complete" for s in states)
-        return self.head.finish_run(run, producers=count, incomplete=incomplete)
+        return self.head.finish_run(run, producers=len(head), incomplete=incomplete)
+
+    @staticmethod
+    def _left_as_on_the_head(shard: Shard, head: dict[str, bytes]) -> None:
+        """A producer that left the head but is still open on ``shard`` leaves it too, as it
+        left the head: the head's word is final. (Called abandoned on the head but not here,
+        where a reaper's outage had just ended; closed by hand between its head join and its
+        follow.) Without this the run would wait on that shard for ever."""
+        for producer, here in shard.producer_states().items():
+            left = head.get(producer)
+            if here.isdigit() and left is not None and not left.isdigit():
+                shard.leave(producer, left)
 
     def backlog(self) -> int:
         return sum(shard.backlog() for shard in self.shards)
@@ -427,7 +454,10 @@ class Pipeline:
         return max(marks) if marks else None
 
     def record_output(self, name: str, mark: int) -> None:
-        self.head.record_output(name, mark)
+        """Record where output ``name``'s acknowledged results end on every shard (a file
+        emptied in place must not keep an old, larger mark on one of them)."""
+        for shard in self.shards:
+            shard.record_output(name, mark)
 
     # -- status, dead letters, purge ---------------------------------------------------------
 
@@ -478,10 +508,14 @@ class Pipeline:
         return sum(shard.purge_dead(chosen) for shard in self.shards)
 
     def purge(self) -> int:
-        """Delete every key of the pipeline, its record of shards last."""
-        gone = sum(shard.purge() for shard in self.shards)
+        """Delete every key of the pipeline: the other shards, then the head (a purge cut
+        short leaves a head whose run the others follow), then its record of shards (in the
+        slot of the plain name, on whichever node serves it)."""
+        gone = sum(shard.purge() for shard in [*self._others(), self.head])
         if self.sharded:
-            gone += int(self.head._call(self.head.client.unlink, Keys(self.name).shards))
+            keys = Keys(self.name)
+            plain = self._shard(self.topology, keys, None, never)
+            gone += int(plain._outage.run(lambda: plain.client.unlink(keys.shards), writes=False))
         return gone
 
 

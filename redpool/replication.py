@@ -99,6 +99,8 @@ class Sync:
             info: dict[str, Any] = node.info("replication")
         except (OutOfMemoryError, AskError):
             return False
+        except redis.ResponseError:  # INFO not allowed (an ACL): the next WAIT is the look
+            return True
         online = sum(
             1
             for name, value in info.items()

@@ -176,10 +176,10 @@ class Shard:
         raw = self._read(self.client.hget, self.keys.run, "id")
         return None if raw is None else int(cast(bytes, raw))
 
-    def producer_count(self) -> tuple[int, bool]:
-        """(producers that joined the current run, whether every one of them has left)."""
-        states = cast(list[bytes], self._read(self.client.hvals, self.keys.producers))
-        return len(states), all(not s.isdigit() for s in states)
+    def producer_states(self) -> dict[str, bytes]:
+        """Producer id -> its state in the current run (see `Keys.producers`)."""
+        raw = cast(dict[bytes, bytes], self._read(self.client.hgetall, self.keys.producers))
+        return {producer.decode(): state for producer, state in raw.items()}
 
     def _run_keys(self) -> list[str]:
         k = self.keys
@@ -709,7 +709,8 @@ class Shard:
                     batch = []
             return gone + (int(self.client.unlink(*batch)) if batch else 0)
 
-        return cast(int, self._call(delete))
+        # no sync to replicas after it: the sync key would bring the pipeline back for an hour
+        return self._outage.run(delete, writes=False)
 
     # -- status and dead letters -------------------------------------------------------------
 

@@ -155,6 +155,8 @@ def summed(parts: list[Snapshot]) -> Snapshot:
     if last is not None:
         last = dict(last, stats=dict(last.get("stats") or {}))
         for part in parts[1:]:
+            if (part.last_run or {}).get("id") != last.get("id"):
+                continue  # a shard whose part of a run never started (nothing of it there)
             for name, value in ((part.last_run or {}).get("stats") or {}).items():
                 last["stats"][name] = last["stats"].get(name, 0) + value
     return Snapshot(

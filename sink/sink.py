@@ -178,6 +178,7 @@ class Sink:
         while not self.stopping:
             self.keep_lease()
             self.drain_once(block=True)  # strays pushed by hand still go out meanwhile
+            self.pipe.check_layout()  # the pipeline created sharded meanwhile: an error
             state = self.pipe.snapshot()
             if state.run is not None and not state.run.over:
                 self._members.clear()
@@ -312,6 +313,7 @@ class Sink:
         ran empty would spend a noticeable share of a core asking."""
         if self._drained < self._submitted:
             return False
+        self.pipe.check_layout()
         state = self.pipe.snapshot()
         waiting_on_producers = state.drained >= state.submitted and not state.closed
         if waiting_on_producers and self.pipe.expire_producers():  # one died: lease ran out

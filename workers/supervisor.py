@@ -405,7 +405,9 @@ class Supervisor:
         }
 
     def _heartbeat(self) -> int:
-        """Renew this host's lease; the Redis time in ms."""
+        """Renew this host's lease; the Redis time in ms. Stops the host (an error) if the
+        pipeline was created sharded after it started (`Pipeline.check_layout`)."""
+        self.pipe.check_layout()
         return self.pipe.heartbeat(self.id, self.settings.lease, self._describe())
 
     def _reap(self) -> None:

@@ -97,6 +97,10 @@ def test_twenty_thousand_tasks_over_six_shards_on_three_masters(
     assert keys_left(redis_cluster, pipeline, shards) == {}
     workers = {str(r["worker"]).split(":")[0] for r in results}
     assert len(workers) == 2, "both hosts worked"
+    purged = redpool("purge", "--redis", url, "--pipeline", pipeline)
+    assert purged.returncode == 0, purged.stderr
+    for server in redis_cluster.masters():
+        assert [k for k in server.client().scan_iter() if pipeline.encode() in k] == []
 
 
 def _not_served_by(cluster: RedisCluster, node_port: int) -> str:
@@ -174,6 +178,11 @@ def test_a_slot_being_moved_and_a_cluster_down_are_waited_out(
     wait_for(lambda: owner.client().hlen(Keys(name).workers) == 1, what="the host to start")
     owner.kill()  # no replica: its slots are not served, and the host waits
     wait_for(lambda: b"retrying until" in host.log.read_bytes(), what="the host to wait")
+    elsewhere = _not_served_by(redis_cluster, owner.port)  # a role on a live master starts
+    produced = redpool(
+        "produce", "--redis", url, "--pipeline", elsewhere, "--task", "echo", input=b"1\n"
+    )
+    assert produced.returncode == 0, produced.stderr
     owner.start()  # its nodes.conf brings it back as the master of its slots
     out = tmp_path / "out.jsonl"
     sunk = redpool("sink", "--redis", url, "--pipeline", name, "--output", str(out))

@@ -90,8 +90,8 @@ def test_a_producer_that_joins_the_head_while_the_sink_ends_the_run_keeps_it_goi
     pipe = Pipeline.connect(any_redis, pipeline, shards=3)
     run, _ = pipe.join("a", 30)
     pipe.close("a")
-    count, left = pipe.head.producer_count()
-    assert (count, left) == (1, True)
+    count = len(pipe.head.producer_states())
+    assert pipe.head.producer_states() == {"a": b"closed"}
     pipe.head.join("b", 30, sharded=True)  # after the count; not yet followed
     assert all(s.finish_run(run) == COMPLETE for s in pipe.shards[1:])
     for shard in pipe.shards[1:]:  # b follows: the ended parts open again
@@ -119,3 +119,45 @@ def test_a_run_whose_producer_died_before_it_followed_to_the_other_shards_ends(
     assert (second, started) == (run + 1, True)
     pipe.head.leave("ghost", ABANDONED)
     assert pipe.finish_run(second) == INCOMPLETE
+
+
+@pytest.mark.timeout(30)
+def test_a_producer_abandoned_on_the_head_but_open_on_a_shard_does_not_hold_the_run(
+    any_redis: redis.Redis, pipeline: str
+) -> None:
+    """The head's word is final: a producer the head called abandoned, still open on a shard
+    whose reaper had just ridden out an outage (so it did not call it so), leaves that shard
+    too when the sink ends the run, which ends incomplete instead of never."""
+    pipe = Pipeline.connect(any_redis, pipeline, shards=3)
+    pipe.join("p", 30)
+    pipe.push("p", 1, [encode_task("p-1", "echo", [1], {}, "p")], 1, "echo", 30)  # shard 1
+    pipe.head.leave("p", ABANDONED)
+    assert pipe.shards[1].producer_states() == {"p": b"1"}
+    assert run_until_idle(child(any_redis, pipeline)) == 1
+    summary = sink(any_redis, pipeline).run()
+    assert summary.outcome == INCOMPLETE and summary.ok == 1
+    assert pipe.shards[1].producer_states() == {"p": ABANDONED}
+
+
+def test_a_mark_recorded_by_hand_holds_on_every_shard(
+    any_redis: redis.Redis, pipeline: str
+) -> None:
+    """A sink's first use of a file records its size on every shard: a file emptied in place
+    must not keep an older, larger mark on one of them (a restarted sink would not cut back)."""
+    pipe = Pipeline.connect(any_redis, pipeline, shards=3)
+    pipe.shards[2].record_output("/out", 36_082)
+    pipe.record_output("/out", 0)
+    assert pipe.output_mark("/out") == 0
+    assert [s.output_mark("/out") for s in pipe.shards] == [0, 0, 0]
+
+
+def test_a_role_opened_with_one_shard_stops_once_the_pipeline_is_created_sharded(
+    any_redis: redis.Redis, pipeline: str
+) -> None:
+    """A host or sink that found no record (before the role with --shards created one) would
+    serve a layout no one else uses: it says so instead, as one error."""
+    plain = Pipeline.connect(any_redis, pipeline)
+    plain.check_layout()
+    Pipeline.connect(any_redis, pipeline, shards=2)
+    with pytest.raises(ConfigError, match="was created with 2 shards after this role started"):
+        plain.check_layout()
