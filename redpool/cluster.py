@@ -110,7 +110,7 @@ class ClusterTopology(Topology):
             client.connection_pool = pool
 
     def _pool(self, node: redis.cluster.ClusterNode) -> Any:
-        return self.nodes.get_redis_connection(node).connection_pool
+        return _node_pool(self.nodes, node)
 
     def masters(self) -> list[redis.Redis]:
         primaries = self.nodes.get_primaries()  # type: ignore[no-untyped-call]

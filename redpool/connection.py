@@ -35,7 +35,7 @@ from redpool.errors import (
     TooLarge,
 )
 from redpool.replication import Sync
-from redpool.settings import RedisSettings
+from redpool.settings import RedisSettings, netloc
 
 TRANSIENT = (redis.ConnectionError, redis.TimeoutError)
 """Errors that mean "Redis is away for now", never "Redis said no" (but see `AUTH`)."""
@@ -87,12 +87,19 @@ def same_replicas(client: redis.Redis, like: redis.Redis) -> None:
 def connect(settings: RedisSettings) -> redis.Redis:
     """A client that answered PING, or RedisUnavailable after ``settings.wait`` seconds."""
     client = new_client(settings)
+    waiting(settings, client, client.ping)
+    return client
+
+
+def waiting(settings: RedisSettings, client: redis.Redis, attempt: Callable[[], T]) -> T:
+    """``attempt()`` (a first call to Redis through ``client``), tried again while Redis is
+    unreachable, for up to ``settings.wait`` seconds; then RedisUnavailable. What Redis
+    refuses is one of our errors at once (`explain`)."""
     deadline = time.monotonic() + settings.wait
     delay = 0.05
     while True:
         try:
-            client.ping()
-            return client
+            return attempt()
         except (AUTH, redis.ResponseError) as exc:
             raise explain(exc, address(client)) from None
         except TRANSIENT as exc:
@@ -163,9 +170,9 @@ def safe_url(url: str) -> str:
     masked up to its last ``@``, or shown as ``(a malformed URL)`` when it has a query."""
     try:
         parts = urlsplit(url)
-        netloc = parts.netloc
-        if "@" in netloc:
-            netloc = "***@" + netloc.rsplit("@", 1)[1]
+        location = parts.netloc
+        if "@" in location:
+            location = "***@" + location.rsplit("@", 1)[1]
         query = parts.query
         if query:
             pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=True)
@@ -173,7 +180,7 @@ def safe_url(url: str) -> str:
                 [(k, "***" if k.lower() in _SECRET_PARAMS else v) for k, v in pairs], safe="*"
             )
         if parts.scheme and url.startswith(f"{parts.scheme}://"):
-            return f"{parts.scheme}://{netloc}{parts.path}{'?' if query else ''}{query}"
+            return f"{parts.scheme}://{location}{parts.path}{'?' if query else ''}{query}"
     except ValueError:
         pass
     if "?" in url:
@@ -196,12 +203,8 @@ def address(client: redis.Redis) -> str:
     if "path" in kwargs:
         return f"unix://{auth}{kwargs['path']}?db={db}"
     tls = issubclass(client.connection_pool.connection_class, redis.SSLConnection)
-    netloc = _netloc(str(kwargs.get("host", "localhost")), int(kwargs.get("port", 6379)))
-    return f"{'rediss' if tls else 'redis'}://{auth}{netloc}/{db}"
-
-
-def _netloc(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    there = netloc(str(kwargs.get("host", "localhost")), int(kwargs.get("port", 6379)))
+    return f"{'rediss' if tls else 'redis'}://{auth}{there}/{db}"
 
 
 def explain(exc: redis.RedisError, where: str, pipeline: str | None = None) -> RedpoolError:
@@ -245,7 +248,7 @@ _AUTH = "(redis://:PASSWORD@host:port/0 or redis://USER:PASSWORD@...)"
 
 def _elsewhere(exc: redis.exceptions.AskError, where: str, pipeline: str | None) -> str:
     """MOVED (the keys' slot lives on another node) or ASK (it is moving there right now)."""
-    node = _netloc(exc.host, exc.port)
+    node = netloc(exc.host, exc.port)
     parts = urlsplit(where)
     scheme = parts.scheme if parts.scheme in ("redis", "rediss") else "redis"
     there = f"{scheme}://{'***@' if '@' in parts.netloc else ''}{node}/0"

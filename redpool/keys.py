@@ -267,12 +267,6 @@ class Keys:
         host or not: the host id is what is between the prefix and the last ``:``."""
         return f"{self.inflight_prefix}{worker_id}:{slot}"
 
-    @property
-    def pattern(self) -> str:
-        """SCAN pattern of every key of this pipeline (for ``redpool purge``); a pipeline's
-        name holds no glob character, so the prefix matches as it is."""
-        return self.prefix + "*"
-
     def held(self, holding: str) -> str:
         """String: the token of the take that filled ``holding`` (an inflight list, or
         ``sinking``), which its holder's settle is fenced on; "done:<token>" for 10 minutes

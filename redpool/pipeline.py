@@ -38,19 +38,12 @@ from redpool import deadletters, state
 from redpool import holding as holding_list
 from redpool.answers import Outcome
 from redpool.cluster import Topology, spread, topology
-from redpool.connection import (
-    address,
-    connect,
-    explain,
-    never,
-    require_noeviction,
-    same_replicas,
-)
-from redpool.errors import ConfigError, RedisUnavailable
+from redpool.connection import connect, never, require_noeviction, same_replicas, waiting
+from redpool.errors import ConfigError
 from redpool.keys import ABORTED, CLOSED, RUNNING, Keys, instance_id
 from redpool.settings import RedisSettings
+from redpool.shard import FOREVER, Returned, Shard, Sort
 from redpool.shard import MAX_BATCH as MAX_BATCH
-from redpool.shard import Returned, Shard, Sort
 
 RedisTarget = str | RedisSettings | redis.Redis | redis.cluster.RedisCluster | None
 """What the API's ``redis=`` argument takes: a URL, settings, a client (of one Redis, of any
@@ -149,18 +142,7 @@ class Pipeline:
     @staticmethod
     def recorded(where: Topology, name: str, log: logging.Logger | None = None) -> list[int] | None:
         """The shard numbers pipeline ``name`` records, or None (one shard)."""
-        keys = Keys(name)
-        look = Pipeline._shard(where, keys, log, never)
-        raw = look._read(look.client.get, keys.shards)
-        if raw is None:
-            return None
-        try:
-            numbers = orjson.loads(raw)
-            if isinstance(numbers, list) and all(type(n) is int and n >= 0 for n in numbers):
-                return numbers
-        except orjson.JSONDecodeError:
-            pass
-        raise ConfigError(f"pipeline {name!r}: {keys.shards} holds {raw!r}, not a list of shards")
+        return _record(Pipeline._shard(where, Keys(name), log, never))
 
     @classmethod
     def _create(
@@ -188,7 +170,7 @@ class Pipeline:
         using a layout nobody else does. Read by long-running roles now and then."""
         if self.sharded:
             return
-        found = self.recorded(self.topology, self.name)
+        found = _record(self.head)  # an unsharded pipeline's head has the plain name's keys
         if found:
             raise ConfigError(
                 f"pipeline {self.name!r} was created with {len(found)} shards after this role "
@@ -255,16 +237,20 @@ class Pipeline:
         """Renew a producer's lease on every shard; False once it is not open on one."""
         return all([shard.renew(producer, lease) for shard in self.shards])
 
-    def leave(self, producer: str, state: bytes, only_if_expired: bool = False) -> bool:
-        """A producer leaves the run on every shard, the head last (see `finish_run`)."""
+    def leave(self, producer: str, state: bytes) -> bool:
+        """A producer leaves the run with ``state`` on every shard, the head last (see
+        `finish_run`); False when it had left the head already or is not in the run."""
         for shard in self._others():
-            shard.leave(producer, state, only_if_expired)
-        return self.head.leave(producer, state, only_if_expired)
+            shard.leave(producer, state)
+        return self.head.leave(producer, state)
 
     def close(self, producer: str) -> bool:
+        """End a producer's part of the stream: it submitted all it meant to (idempotent)."""
         return self.leave(producer, CLOSED)
 
     def abort(self, producer: str, why: str) -> bool:
+        """End a producer's part of the stream short: its tasks still run, and the run ends
+        incomplete (idempotent)."""
         return self.leave(producer, ABORTED + b": " + why.encode()[:500])
 
     def expire_producers(self) -> list[str]:
@@ -382,10 +368,9 @@ class Pipeline:
             shard.heartbeat(worker, lease, description)
         return now
 
-    def forget(self, worker: str, expiry: int | None = None) -> bool:
+    def forget(self, worker: str, expiry: int = FOREVER) -> bool:
         """Drop a worker host's registration on every shard (see `Shard.forget`)."""
-        kwargs = {} if expiry is None else {"expiry": expiry}
-        return any([shard.forget(worker, **kwargs) for shard in self.shards])
+        return any([shard.forget(worker, expiry) for shard in self.shards])
 
     def reap(
         self, sort_for: Callable[[str], Sort], sweep: bool = True
@@ -519,6 +504,22 @@ class Pipeline:
         return gone
 
 
+def _record(plain: Shard) -> list[int] | None:
+    """The shard numbers in ``plain``'s `Keys.shards` (a shard of the plain name), or None."""
+    raw = plain._read(plain.client.get, plain.keys.shards)
+    if raw is None:
+        return None
+    try:
+        numbers = orjson.loads(raw)
+        if isinstance(numbers, list) and all(type(n) is int and n >= 0 for n in numbers):
+            return numbers
+    except orjson.JSONDecodeError:
+        pass
+    raise ConfigError(
+        f"pipeline {plain.name!r}: {plain.keys.shards} holds {raw!r}, not a list of shards"
+    )
+
+
 def topology_for(target: RedisTarget) -> Topology:
     """The API's ``redis=`` argument as a `Topology`: connect (waiting up to the settings'
     ``wait`` for Redis), or use the client given, and find out whether it is a cluster."""
@@ -526,18 +527,8 @@ def topology_for(target: RedisTarget) -> Topology:
         return topology(target)
     settings = RedisSettings.of(None if isinstance(target, redis.Redis) else target)
     client = target if isinstance(target, redis.Redis) else connect(settings)
-    deadline = time.monotonic() + settings.wait
-    delay = 0.05
-    while True:
-        try:
-            return topology(client)
-        except redis.ConnectionError as exc:  # a cluster node down: wait as `connect` does
-            if time.monotonic() + delay > deadline:
-                raise RedisUnavailable(f"Redis at {address(client)}: {exc}") from None
-        except redis.RedisError as exc:
-            raise explain(exc, address(client)) from None
-        time.sleep(delay)
-        delay = min(delay * 2, 1.0)
+    # a cluster master down (a failover under way): wait as for an unreachable Redis
+    return waiting(settings, client, lambda: topology(client))
 
 
 def client_for(target: RedisTarget) -> redis.Redis:

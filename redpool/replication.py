@@ -21,7 +21,6 @@ import time
 from typing import Any
 
 import redis
-import redis.cluster
 from redis.exceptions import AskError, OutOfMemoryError
 
 PROBE_EVERY = 1.0
@@ -35,7 +34,7 @@ class Sync:
 
     def __init__(
         self,
-        client: redis.Redis | redis.cluster.RedisCluster,
+        client: redis.Redis,
         key: str,
         replicas: int,
         timeout: float,
@@ -53,7 +52,7 @@ class Sync:
     def __call__(self) -> None:
         """Raises what redis-py raises (a connection lost): the caller repeats its call, as
         after a lost reply, which is safe for every call redpool makes."""
-        node = self._node()
+        node = self.client
         if self.short_since is not None and not self._back(node):
             return
         with node.pipeline(transaction=False) as pipe:
@@ -109,14 +108,3 @@ class Sync:
             and value.get("state") == "online"
         )
         return online >= self.replicas
-
-    def _node(self) -> redis.Redis:
-        """The client of the node serving the key: WAIT must go on the connection that made
-        the write, which a cluster client's pipeline would not promise."""
-        if isinstance(self.client, redis.cluster.RedisCluster):
-            node = self.client.get_node_from_key(self.key)  # type: ignore[no-untyped-call]
-            if node is None or node.redis_connection is None:
-                raise redis.ConnectionError(f"no node serves {self.key!r} now")
-            found: redis.Redis = node.redis_connection
-            return found
-        return self.client

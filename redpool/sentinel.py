@@ -23,6 +23,8 @@ import redis
 from redis.connection import parse_url
 from redis.sentinel import Sentinel, SentinelConnectionPool
 
+from redpool.settings import netloc
+
 SCHEMES = ("redis+sentinel", "rediss+sentinel")
 _SENTINEL_OPTIONS = ("sentinel_password", "sentinel_username")
 
@@ -76,7 +78,7 @@ class SentinelURL:
         is not shown)."""
         scheme = "rediss+sentinel" if self.tls else "redis+sentinel"
         auth = "***@" if self.primary.get("password") or self.primary.get("username") else ""
-        hosts = ",".join(_netloc(h, p) for h, p in self.sentinels)
+        hosts = ",".join(netloc(h, p) for h, p in self.sentinels)
         return f"{scheme}://{auth}{hosts}/{self.service}/{self.primary.get('db', 0)}"
 
 
@@ -88,10 +90,6 @@ def _host_port(text: str) -> tuple[str, int]:
     if not host:
         raise ValueError(f"each sentinel must be HOST:PORT, not {text!r}")
     return host, int(port)
-
-
-def _netloc(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 class Pool(SentinelConnectionPool):
@@ -113,7 +111,7 @@ class Pool(SentinelConnectionPool):
         found = self.master_address
         if found is None:
             return self.shown
-        return f"{self.shown} (primary {_netloc(str(found[0]), int(found[1]))})"
+        return f"{self.shown} (primary {netloc(str(found[0]), int(found[1]))})"
 
 
 def client(url: SentinelURL, **connection: Any) -> redis.Redis:
@@ -149,7 +147,7 @@ def why_no_primary(client: redis.Redis) -> str:
         try:
             masters = sentinel.sentinel_masters()
         except redis.RedisError as exc:
-            failures.append(f"{_netloc(kwargs['host'], kwargs['port'])}: {exc}")
+            failures.append(f"{netloc(kwargs['host'], kwargs['port'])}: {exc}")
             continue
         answered.append(masters.get(service) or {})
     if not answered:

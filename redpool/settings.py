@@ -20,6 +20,11 @@ MAX_BLOCK = 5.0
 """Seconds an idle role may block on Redis waiting for work (``block_seconds`` at most)."""
 
 
+def netloc(host: str, port: int) -> str:
+    """``host:port`` as a URL writes it (an IPv6 address in brackets)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def require(ok: bool, setting: str, problem: str) -> None:
     """Refuse a setting: ``problem`` says what range it must be in, and what it was."""
     if not ok:

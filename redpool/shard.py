@@ -33,7 +33,7 @@ from redpool.connection import (
 )
 from redpool.envelope import split_at, tasks_in
 from redpool.errors import RedisRefused, RedpoolError, StreamClosed
-from redpool.keys import ABANDONED, ABORTED, CLOSED, KEEP_RUN, Keys, Stat
+from redpool.keys import ABANDONED, KEEP_RUN, Keys, Stat
 from redpool.scripts import MAX_BATCH as MAX_BATCH
 from redpool.scripts import Scripts
 
@@ -221,15 +221,6 @@ class Shard:
         keys = [self.keys.producers, self.keys.producer_leases]
         args = [producer, state, "1" if only_if_expired else "0"]
         return bool(self._call(self._scripts.leave, keys=keys, args=args))
-
-    def close(self, producer: str) -> bool:
-        """End a producer's part of the stream: it submitted all it meant to (idempotent)."""
-        return self.leave(producer, CLOSED)
-
-    def abort(self, producer: str, why: str) -> bool:
-        """End a producer's part of the stream short: its tasks still run, and the run ends
-        incomplete (idempotent)."""
-        return self.leave(producer, ABORTED + b": " + why.encode()[:500])
 
     def expire_producers(self) -> list[str]:
         """Call every open producer whose lease ran out abandoned; returns their ids.
@@ -702,7 +693,7 @@ class Shard:
         def delete() -> int:
             gone = 0
             batch: list[bytes] = []
-            for key in self.client.scan_iter(match=self.keys.pattern, count=1000):
+            for key in self.client.scan_iter(match=self.keys.every, count=1000):
                 batch.append(cast(bytes, key))
                 if len(batch) == 500:
                     gone += int(self.client.unlink(*batch))
