@@ -29,7 +29,7 @@ from redpool.envelope import (
     encode_task_json,
 )
 from redpool.errors import PayloadError, RedpoolError, StreamClosed
-from redpool.keys import DEFAULT_PIPELINE, MAX_SHARDS, instance_id
+from redpool.keys import DEFAULT_PIPELINE, check_shards, instance_id
 from redpool.pipeline import MAX_BATCH, Pipeline, RedisTarget
 from redpool.registry import Task
 from redpool.settings import require, require_range
@@ -92,11 +92,7 @@ class ProducerSettings:
 
     def __post_init__(self) -> None:
         require_range("batch_size", self.batch_size, 1, MAX_BATCH)
-        require(
-            self.shards is None or 1 <= self.shards <= MAX_SHARDS,
-            "shards",
-            f"must be 1..{MAX_SHARDS}, not {self.shards}",
-        )
+        check_shards(self.shards)
         require(0 < self.linger <= 60, "linger", f"must be in (0, 60] s, not {self.linger:g}")
         require(self.lease >= 3, "lease", f"must be at least 3 s, not {self.lease:g}")
         require(

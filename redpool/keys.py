@@ -95,6 +95,13 @@ MAX_SHARDS = 64
 """Most shards a pipeline may have (``--shards``)."""
 
 
+def check_shards(shards: int | None) -> int | None:
+    """Refuse a number of shards out of 1..`MAX_SHARDS` (None: as the pipeline has)."""
+    if shards is not None and not 1 <= shards <= MAX_SHARDS:
+        raise SettingError("shards", f"must be 1..{MAX_SHARDS}, not {shards}")
+    return shards
+
+
 @dataclass(frozen=True)
 class Keys:
     """Key names for one pipeline, or for shard ``shard`` of a sharded one.

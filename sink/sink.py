@@ -9,7 +9,14 @@ from dataclasses import dataclass, field
 
 from redpool.answers import ResultEnvelope, one_line, parse_result, parse_results
 from redpool.errors import SinkLeaseLost
-from redpool.keys import COMPLETE, DEFAULT_PIPELINE, INCOMPLETE, RUNNING, instance_id
+from redpool.keys import (
+    COMPLETE,
+    DEFAULT_PIPELINE,
+    INCOMPLETE,
+    RUNNING,
+    check_shards,
+    instance_id,
+)
 from redpool.pipeline import MAX_BATCH, Pipeline, RedisTarget
 from redpool.settings import MAX_BLOCK, require, require_range
 from redpool.sink.outputs import Resumable
@@ -42,6 +49,7 @@ class SinkSettings:
     None: as many as it has."""
 
     def __post_init__(self) -> None:
+        check_shards(self.shards)
         require_range("batch_size", self.batch_size, 1, MAX_BATCH)
         require(self.lease >= 1, "lease", f"must be at least 1 s, not {self.lease:g}")
         longest = min(MAX_BLOCK, self.lease / 3)

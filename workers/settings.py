@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field
 
 from redpool.envelope import MAX_PAYLOAD
-from redpool.keys import MAX_SHARDS
+from redpool.keys import check_shards
 from redpool.pipeline import MAX_BATCH
 from redpool.settings import MAX_BLOCK, require, require_range
 
@@ -55,11 +55,7 @@ class WorkerSettings:
 
     def __post_init__(self) -> None:
         require(self.processes >= 1, "processes", f"must be at least 1, not {self.processes}")
-        require(
-            self.shards is None or 1 <= self.shards <= MAX_SHARDS,
-            "shards",
-            f"must be 1..{MAX_SHARDS}, not {self.shards}",
-        )
+        check_shards(self.shards)
         require(self.lease >= 0.3, "lease", f"must be at least 0.3 s, not {self.lease:g}")
         require(
             self.task_timeout is None or self.task_timeout > 0,
