@@ -73,16 +73,24 @@ def test_a_master_killed_mid_run_fails_over_and_the_run_completes(
             env=env(),
             stderr=err,
         )
-    settings = ProducerSettings(shards=SHARDS, chunksize=10, batch_size=20)
-    with Producer(urls[4], pipeline, settings) as producer:
-        producer.map("slow_echo", ([i, 0.002] for i in range(N)))
-        ids = {f"{producer.id}-{i}" for i in range(1, N + 1)}
-    wait_for(lambda: lines(out) >= N // 5, what="a fifth of the results to be drained")
-    assert lines(out) < N, "the run is still going when the master dies"
-    redis_cluster.kill_master()
-    assert sink.wait(timeout=120) == 0, sink_log.read_text()
-    for host in hosts:
-        assert host.wait() == 0, host.output()
+    try:
+        settings = ProducerSettings(shards=SHARDS, chunksize=10, batch_size=20)
+        with Producer(urls[4], pipeline, settings) as producer:
+            producer.map("slow_echo", ([i, 0.002] for i in range(N)))
+            ids = {f"{producer.id}-{i}" for i in range(1, N + 1)}
+        wait_for(lambda: lines(out) >= N // 5, what="a fifth of the results to be drained")
+        assert lines(out) < N, "the run is still going when the master dies"
+        redis_cluster.kill_master()
+        assert sink.wait(timeout=120) == 0, sink_log.read_text()
+        for host in hosts:
+            assert host.wait() == 0, host.output()
+    finally:  # a failure leaves no role retrying a cluster that is gone
+        if sink.poll() is None:
+            sink.kill()
+            sink.wait()
+        for host in hosts:
+            if host.proc.poll() is None:
+                host.kill_host()
     results = read_results(out)
     assert_exactly_once(results, ids)
     assert "complete" in sink_log.read_text()
